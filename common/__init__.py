@@ -1,0 +1,1 @@
+"""Contracts shared by service/ and workers/: settings and (later) the event schema."""

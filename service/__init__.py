@@ -1,0 +1,1 @@
+"""FastAPI service: recommendations, feedback, catalog, hot swap (issue 4)."""

@@ -1,0 +1,1 @@
+"""Background worker: stream consumer, trainer, publisher (issue 5)."""
