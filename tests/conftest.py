@@ -1,0 +1,75 @@
+"""Shared fixtures: tiny random-init Hugging Face models built inside the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+TINY_VOCAB = [
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
+    "the", "a", "toy", "story", "movie", "action", "comedy", "drama", "horror", "love",
+    "war", "space", "star", "night", "day", "(", ")", ".", ",", ":", "genres",
+    "1995", "1996", "1997", "children", "'", "s", "thriller", "crime", "sci", "-", "fi",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer BERT with a 37-token vocabulary, random init, saved as an HF folder."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = BertTokenizer(vocab={word: i for i, word in enumerate(TINY_VOCAB)})
+    assert tokenizer("toy story")["input_ids"] == [2, 7, 8, 3]  # a real vocabulary, not [UNK]s
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(TINY_VOCAB),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_vit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer ViT (patch 8, 32 px), random init, saved as an HF folder."""
+    from transformers import ViTConfig, ViTModel
+
+    folder = tmp_path_factory.mktemp("tiny-vit")
+    torch.manual_seed(0)
+    config = ViTConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=32,
+        patch_size=8,
+    )
+    ViTModel(config, add_pooling_layer=False).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_dinov2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer DINOv2 (patch 14), random init, saved as an HF folder."""
+    from transformers import Dinov2Config, Dinov2Model
+
+    folder = tmp_path_factory.mktemp("tiny-dinov2")
+    torch.manual_seed(0)
+    config = Dinov2Config(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        mlp_ratio=2,
+        image_size=56,
+        patch_size=14,
+    )
+    Dinov2Model(config).save_pretrained(folder)
+    return folder
