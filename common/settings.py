@@ -1,0 +1,55 @@
+"""Deployment settings, read from the environment with the prefix XSMOE_.
+
+Nested groups use a double underscore: XSMOE_TEXT__MODEL, XSMOE_IMAGE__LAYERS='[0,6,12]'.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from model.encoders import IMAGE_BUILTIN, TEXT_BUILTIN, ImageEncoderConfig, TextEncoderConfig
+
+
+class TextEncoderSettings(BaseModel):
+    model: str = Field(TEXT_BUILTIN, description="built-in name, local HF folder or hub id")
+    layers: list[int] = Field([0, 3, 6], description="hidden states kept (0 = embeddings)")
+    pooling: Literal["cls", "mean"] = "mean"
+    max_tokens: int = Field(40, ge=2, le=512)
+
+    def to_config(self) -> TextEncoderConfig:
+        return TextEncoderConfig(self.model, tuple(self.layers), self.pooling, self.max_tokens)
+
+
+class ImageEncoderSettings(BaseModel):
+    model: str = Field(IMAGE_BUILTIN, description="built-in name, local HF folder or hub id")
+    layers: list[int] = Field([0, 6, 12], description="hidden states kept (0 = embeddings)")
+    pooling: Literal["cls", "mean"] = "cls"
+    image_size: int = Field(224, ge=14, le=1024)
+    resize_size: int = Field(256, ge=14, le=2048)
+
+    def to_config(self) -> ImageEncoderConfig:
+        return ImageEncoderConfig(
+            self.model, tuple(self.layers), self.pooling, self.image_size, self.resize_size
+        )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="XSMOE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Field(Path("var"), description="where stores and snapshots live")
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "xsmoe", description="converted encoder weights"
+    )
+    torch_threads: int = Field(0, ge=0, description="0 = leave torch's default")
+    log_level: str = "INFO"
+    text: TextEncoderSettings = TextEncoderSettings()
+    image: ImageEncoderSettings = ImageEncoderSettings()
+
+    def features_dir(self, dataset: str) -> Path:
+        return self.data_dir / "features" / dataset

@@ -1,0 +1,1 @@
+"""The `xsmoe` command line: the one entry point of every role."""

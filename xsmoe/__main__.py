@@ -1,0 +1,3 @@
+from xsmoe.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""`xsmoe` console script: parse arguments, dispatch to a command module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from common.logs import setup_logging
+from common.settings import Settings
+from model.errors import EncoderLoadError, ModelError
+from xsmoe import features_cmd
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xsmoe",
+        description="Online multimodal recommendation with expandable side experts.",
+    )
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (XSMOE_LOG_LEVEL)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    features_cmd.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    setup_logging(args.log_level or settings.log_level)
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+    try:
+        return int(args.handler(args, settings))
+    except EncoderLoadError as exc:
+        setting = f"XSMOE_{exc.modality.upper()}__{exc.field.upper()}"
+        print(f"error: {exc} (setting {setting})", file=sys.stderr)  # noqa: T201
+        return 2
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the CLI's own output
+        return 2
