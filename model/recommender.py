@@ -1,0 +1,147 @@
+"""The recommender: an item tower over cached features + a SASRec user tower.
+
+Its config carries every shape (per modality, per stage expert counts and which
+are frozen), so a fresh process rebuilds the exact architecture before loading
+weights, whatever expansions and prunings happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from model.item_tower import ContentTower, IdTower, ItemInputs, ItemTable
+from model.user_encoder import UserEncoder, UserEncoderConfig
+
+
+@dataclass(frozen=True)
+class RecommenderConfig:
+    shapes: dict[str, tuple[int, int]]  # modality -> (n_layers kept, hidden)
+    experts: dict[str, tuple[int, ...]]  # modality -> experts per stage
+    frozen: dict[str, tuple[int, ...]] = field(default_factory=dict)  # leading frozen experts
+    embed_dim: int = 128
+    bottleneck: int = 64
+    max_experts: int = 8
+    user: UserEncoderConfig = field(default_factory=UserEncoderConfig)
+    n_item_ids: int = 0  # > 0: learned item-ID embeddings instead of content (baseline)
+
+    @classmethod
+    def for_content(
+        cls, shapes: dict[str, tuple[int, int]], experts_per_stage: int = 1, **kw: Any
+    ) -> RecommenderConfig:
+        experts = {m: (experts_per_stage,) * (n_layers - 1) for m, (n_layers, _) in shapes.items()}
+        return cls(shapes=shapes, experts=experts, **kw)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["shapes"] = {m: list(s) for m, s in self.shapes.items()}
+        data["experts"] = {m: list(s) for m, s in self.experts.items()}
+        data["frozen"] = {m: list(s) for m, s in self.frozen.items()}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RecommenderConfig:
+        return cls(
+            shapes={m: (int(a), int(b)) for m, (a, b) in data["shapes"].items()},
+            experts={m: tuple(int(n) for n in s) for m, s in data["experts"].items()},
+            frozen={m: tuple(int(n) for n in s) for m, s in data.get("frozen", {}).items()},
+            embed_dim=int(data["embed_dim"]),
+            bottleneck=int(data["bottleneck"]),
+            max_experts=int(data["max_experts"]),
+            user=UserEncoderConfig(**data["user"]),
+            n_item_ids=int(data.get("n_item_ids", 0)),
+        )
+
+
+class Recommender(nn.Module):
+    def __init__(self, config: RecommenderConfig, item_tower: nn.Module | None = None) -> None:
+        super().__init__()
+        self.config = config
+        if item_tower is not None:
+            self.items: nn.Module = item_tower
+        elif config.n_item_ids > 0:
+            self.items = IdTower(config.n_item_ids, config.embed_dim)
+        else:
+            tower = ContentTower(
+                config.shapes,
+                config.experts,
+                config.embed_dim,
+                config.bottleneck,
+                config.max_experts,
+            )
+            for m, counts in config.frozen.items():
+                tower.ladders[m].freeze_leading(counts)
+            self.items = tower
+        self.user = UserEncoder(replace(config.user, dim=config.embed_dim))
+
+    # -- architecture changes (XSMoE) ---------------------------------------------
+    @property
+    def content(self) -> ContentTower | None:
+        return self.items if isinstance(self.items, ContentTower) else None
+
+    def current_config(self) -> RecommenderConfig:
+        """The config describing the model as it is now (after expand / prune)."""
+        tower = self.content
+        if tower is None:
+            return self.config
+        return replace(
+            self.config,
+            experts={m: moe.experts_per_stage() for m, moe in tower.ladders.items()},
+            frozen={m: moe.frozen_per_stage() for m, moe in tower.ladders.items()},
+        )
+
+    def prune_and_expand(self, tau: float, expand: bool = True) -> dict[str, list[int | None]]:
+        """End of a window: prune at most one expert per stage, then add one (capped)."""
+        tower = self.content
+        if tower is None:
+            return {}
+        pruned = {m: moe.prune(tau) for m, moe in tower.ladders.items()}
+        if expand:
+            for moe in tower.ladders.values():
+                moe.expand()
+        self.config = self.current_config()
+        return pruned
+
+    # -- forward passes ------------------------------------------------------------
+    def encode_items(self, inputs: ItemInputs) -> torch.Tensor:
+        return self.items(inputs)  # type: ignore[no-any-return]
+
+    def user_states(self, item_vectors: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """(B, T, d) right-aligned history vectors -> (B, T, d) user states per position."""
+        return self.user(item_vectors, valid)  # type: ignore[no-any-return]
+
+    @torch.no_grad()
+    def item_embeddings(self, table: ItemTable, batch_size: int = 2048) -> torch.Tensor:
+        """Embeddings of every item in `table`, in row order: (N, d)."""
+        was_training = self.training
+        self.eval()
+        out = [
+            self.encode_items(table.take(torch.arange(lo, min(lo + batch_size, len(table)))))
+            for lo in range(0, len(table), batch_size)
+        ]
+        self.train(was_training)
+        return torch.cat(out) if out else torch.zeros(0, self.config.embed_dim)
+
+    @torch.no_grad()
+    def user_embeddings(self, histories: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """(B, T, d) right-aligned history item embeddings -> (B, d) user vectors."""
+        was_training = self.training
+        self.eval()
+        states = self.user_states(histories, valid)
+        self.train(was_training)
+        return states[:, -1]
+
+    def user_embedding(self, history: torch.Tensor) -> torch.Tensor:
+        """One user's history item embeddings (T, d), newest last -> (d,)."""
+        history = history[-self.config.user.max_len :]
+        valid = torch.ones(1, history.shape[0], dtype=torch.bool)
+        return self.user_embeddings(history.unsqueeze(0), valid)[0]
+
+    def trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def total_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
