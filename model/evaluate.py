@@ -1,0 +1,56 @@
+"""Full-ranking evaluation of evaluation cases against every known item."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from model.item_tower import ItemTable
+from model.metrics import target_ranks
+from model.recommender import Recommender
+from model.sequences import EvalCases, right_align
+
+# (B, T) history rows (PAD < 0, right-aligned) -> (B, N) scores over all item rows
+ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def model_scorer(model: Recommender, table: ItemTable) -> ScoreFn:
+    """Score with the model: item embeddings are computed once for the whole table."""
+    items = model.item_embeddings(table)
+
+    def score(history: torch.Tensor) -> torch.Tensor:
+        valid = history >= 0
+        vectors = items[history.clamp_min(0)] * valid.unsqueeze(-1)
+        return model.user_embeddings(vectors, valid) @ items.T
+
+    return score
+
+
+def popularity_scorer(counts: np.ndarray) -> ScoreFn:
+    base = torch.from_numpy(counts.astype(np.float32))
+
+    def score(history: torch.Tensor) -> torch.Tensor:
+        return base.expand(history.shape[0], -1).clone()
+
+    return score
+
+
+@torch.no_grad()
+def rank_cases(
+    score: ScoreFn, cases: EvalCases, known: np.ndarray, batch_size: int = 512
+) -> np.ndarray:
+    """0-based rank of each case's target among known, not-yet-seen items."""
+    unknown = torch.from_numpy(~known)
+    ranks = []
+    for lo in range(0, len(cases), batch_size):
+        hi = min(lo + batch_size, len(cases))
+        length = max(len(x) for x in cases.inputs[lo:hi])
+        scores = score(right_align(cases.inputs[lo:hi], length)).float()
+        scores[:, unknown] = float("-inf")
+        for i, seen in enumerate(cases.exclude[lo:hi]):
+            scores[i, torch.from_numpy(seen)] = float("-inf")
+        targets = torch.from_numpy(cases.targets[lo:hi])
+        ranks.append(target_ranks(scores, targets).numpy())
+    return np.concatenate(ranks) if ranks else np.zeros(0, np.int64)

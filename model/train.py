@@ -1,0 +1,143 @@
+"""One training window: fine-tune, early-stop on validation NDCG@10, restore the
+best weights (a real copy), then prune and expand. The same code path runs in
+the offline evaluation and in the online worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from model.evaluate import model_scorer, rank_cases
+from model.item_tower import ItemTable
+from model.loss import inbatch_softmax_loss
+from model.metrics import mean_metrics, metrics_from_ranks
+from model.recommender import Recommender
+from model.sequences import EvalCases, TrainBatch, train_batches, training_chunks
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr: float = 1e-3
+    lr_decay: float = 0.95  # per epoch
+    lr_min: float = 1e-4
+    batch_size: int = 64  # sequences; a window holds only ~250 chunks (ref: 256)
+    max_epochs: int = 100
+    patience: int = 5
+    warmup_epochs: int = 5
+    prune_tau: float = 0.1
+    expand: bool = True  # XSMoE: prune then expand after the window
+    seed: int = 0
+
+
+@dataclass
+class WindowReport:
+    epochs: int
+    best_epoch: int
+    best_val_ndcg: float
+    seconds: float
+    experts: dict[str, tuple[int, ...]]
+    pruned: dict[str, list[int | None]] = field(default_factory=dict)
+    train_cases: int = 0
+
+
+def _log_popularity(sequences: list[np.ndarray], n_items: int) -> torch.Tensor:
+    counts = np.bincount(np.concatenate(sequences), minlength=n_items).astype(np.float64) + 1.0
+    return torch.from_numpy(np.log(counts / counts.sum())).float()
+
+
+def _step(
+    model: Recommender, table: ItemTable, batch: TrainBatch, log_pop: torch.Tensor
+) -> torch.Tensor:
+    present = torch.cat([batch.inputs.flatten(), batch.targets.flatten()])
+    candidates = torch.unique(present[present >= 0])  # sorted
+    vectors = model.encode_items(table.take(candidates))  # (U, d)
+    lookup = torch.searchsorted(candidates, batch.inputs.clamp_min(0))
+    valid = batch.inputs >= 0
+    history = vectors[lookup] * valid.unsqueeze(-1)
+    states = model.user_states(history, valid)
+    return inbatch_softmax_loss(
+        states, batch.targets, batch.inputs, candidates, vectors, log_pop[candidates]
+    )
+
+
+def validation_ndcg(
+    model: Recommender, table: ItemTable, cases: EvalCases, known: np.ndarray
+) -> float:
+    ranks = rank_cases(model_scorer(model, table), cases, known)
+    return mean_metrics(metrics_from_ranks(ranks, (10,)))["ndcg@10"]
+
+
+def train_window(
+    model: Recommender,
+    table: ItemTable,
+    sequences: list[np.ndarray],
+    val_cases: EvalCases,
+    known: np.ndarray,
+    config: TrainConfig,
+    *,
+    on_epoch: Callable[[int, float, float], None] | None = None,
+) -> WindowReport:
+    """Train on one window's user sequences (item rows, time-ordered)."""
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    chunks = training_chunks([s for s in sequences if len(s) >= 2], model.config.user.max_len)
+    if not chunks:
+        raise ValueError("no user in this window has two interactions to learn from")
+    log_pop = _log_popularity(chunks, len(table))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=config.lr)  # rebuilt every window
+    best_ndcg, best_epoch, best_state = -1.0, 0, None
+    epoch = 0
+    for epoch in range(1, config.max_epochs + 1):
+        model.train()
+        losses = []
+        for batch in train_batches(chunks, config.batch_size, rng):
+            loss = _step(model, table, batch, log_pop)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        for group in optimizer.param_groups:
+            group["lr"] = max(config.lr_min, group["lr"] * config.lr_decay)
+        ndcg = (
+            validation_ndcg(model, table, val_cases, known)
+            if len(val_cases)
+            else -float(np.mean(losses))
+        )
+        if on_epoch is not None:
+            on_epoch(epoch, float(np.mean(losses)), ndcg)
+        if ndcg > best_ndcg:
+            best_ndcg, best_epoch = ndcg, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif epoch >= config.warmup_epochs and epoch - best_epoch >= config.patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    pruned = model.prune_and_expand(config.prune_tau) if config.expand else {}
+    report = WindowReport(
+        epochs=epoch,
+        best_epoch=best_epoch,
+        best_val_ndcg=best_ndcg,
+        seconds=time.perf_counter() - start,
+        experts=model.current_config().experts,
+        pruned=pruned,
+        train_cases=len(chunks),
+    )
+    log.info(
+        "window trained: %d epochs (best %d, val NDCG@10 %.4f) in %.1f s; experts %s",
+        report.epochs,
+        report.best_epoch,
+        best_ndcg,
+        report.seconds,
+        report.experts,
+    )
+    return report

@@ -1,0 +1,144 @@
+"""The variants compared by the streaming evaluation, all on the same splits."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from model.evaluate import ScoreFn, model_scorer, popularity_scorer, rank_cases
+from model.item_tower import ItemTable
+from model.metrics import mean_metrics, metrics_from_ranks
+from model.recommender import Recommender, RecommenderConfig
+from model.streaming import StreamingProtocol
+from model.train import TrainConfig, train_window
+
+log = logging.getLogger(__name__)
+
+MAIN_VARIANTS = ("pop", "sasrec-id", "frozen", "xsmoe-fixed", "xsmoe")
+ALL_VARIANTS = (*MAIN_VARIANTS, "full-ft")
+KS = (10, 20)
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """How a variant is built and trained."""
+
+    experts_per_stage: int | None  # None: not a side-MoE content model
+    expand: bool = False
+    id_embeddings: bool = False
+    trains: bool = True
+
+
+SPECS = {
+    "pop": VariantSpec(None, trains=False),
+    "sasrec-id": VariantSpec(None, id_embeddings=True),
+    "frozen": VariantSpec(0),
+    "xsmoe-fixed": VariantSpec(1),
+    "xsmoe": VariantSpec(1, expand=True),
+    "full-ft": VariantSpec(None),
+}
+
+
+def build_model(
+    name: str,
+    table: ItemTable,
+    base: RecommenderConfig,
+    item_tower: Callable[[], nn.Module] | None = None,
+) -> Recommender | None:
+    spec = SPECS[name]
+    if not spec.trains:
+        return None
+    if spec.id_embeddings:
+        return Recommender(replace(base, n_item_ids=len(table)))
+    if spec.experts_per_stage is None:
+        if item_tower is None:
+            raise ValueError(f"variant {name} needs an item tower")
+        return Recommender(base, item_tower())
+    experts = {m: (spec.experts_per_stage,) * (n - 1) for m, (n, _) in base.shapes.items()}
+    return Recommender(replace(base, experts=experts))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_variant(
+    name: str,
+    protocol: StreamingProtocol,
+    table: ItemTable,
+    base: RecommenderConfig,
+    train_config: TrainConfig,
+    *,
+    n_test_windows: int | None = None,
+    item_tower: Callable[[], nn.Module] | None = None,
+    on_window: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train on window t-1, test on window t, for t = 1..; return the result record."""
+    torch.manual_seed(train_config.seed)
+    model = build_model(name, table, base, item_tower)
+    spec = SPECS[name]
+    config = replace(train_config, expand=spec.expand)
+    last = protocol.config.n_windows if n_test_windows is None else 1 + n_test_windows
+    windows: list[dict[str, Any]] = []
+    all_ranks, cold_ranks = [], []
+    for t in range(1, last):
+        seconds, experts, epochs = 0.0, {}, 0
+        if model is not None:
+            report = train_window(
+                model,
+                table,
+                protocol.train_sequences(t - 1),
+                protocol.val_cases(t - 1),
+                protocol.known_upto(t - 1),
+                config,
+            )
+            seconds, experts, epochs = report.seconds, report.experts, report.epochs
+        cases = protocol.test_cases(t)
+        score: ScoreFn = (
+            popularity_scorer(protocol.window_counts(t - 1).astype(np.float64))
+            if model is None
+            else model_scorer(model, table)
+        )
+        ranks = rank_cases(score, cases, protocol.known_upto(t))
+        cold = protocol.first_window[cases.targets] == t
+        all_ranks.append(ranks)
+        cold_ranks.append(ranks[cold])
+        record = {
+            "window": t,
+            **mean_metrics(metrics_from_ranks(ranks, KS)),
+            "cases": len(cases),
+            "cold_cases": int(cold.sum()),
+            "train_seconds": round(seconds, 3),
+            "epochs": epochs,
+            "experts": {m: list(e) for m, e in experts.items()},
+        }
+        windows.append(record)
+        if on_window is not None:
+            on_window(record)
+    avg = {
+        k: float(np.mean([w[k] for w in windows])) for k in ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
+    }
+    cold_all = np.concatenate(cold_ranks) if cold_ranks else np.zeros(0)
+    cold = mean_metrics(metrics_from_ranks(cold_all, (10,)))
+    trained = [w["train_seconds"] for w in windows if w["epochs"]]
+    return {
+        "avg": avg,
+        "cold": {**cold, "cases": len(cold_all)},
+        "windows": windows,
+        "train_seconds_per_window": float(np.mean(trained)) if trained else 0.0,
+        "seconds_per_epoch": (
+            float(sum(trained) / max(1, sum(w["epochs"] for w in windows))) if trained else 0.0
+        ),
+        "trainable_params": model.trainable_parameters() if model is not None else 0,
+        "total_params": model.total_parameters() if model is not None else 0,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "finished_at": time.time(),
+    }

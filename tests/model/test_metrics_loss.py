@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from model.loss import inbatch_softmax_loss
+from model.metrics import mean_metrics, metrics_from_ranks, target_ranks
+
+
+def test_ranks_and_metrics_match_a_hand_computed_example() -> None:
+    scores = torch.tensor([[0.9, 0.1, 0.5, 0.3], [0.2, 0.8, 0.8, 0.1], [0.4, 0.3, 0.2, 0.1]])
+    ranks = target_ranks(scores, torch.tensor([2, 2, 3])).numpy()
+    assert ranks.tolist() == [1, 1, 3]  # a tie counts against the target
+    m = mean_metrics(metrics_from_ranks(ranks, ks=(1, 2)))
+    assert m["hr@1"] == 0.0 and m["hr@2"] == 2 / 3
+    assert math.isclose(m["ndcg@2"], (2 / math.log2(3)) / 3)
+    per = metrics_from_ranks(np.array([0, 9, 10]), ks=(10,))
+    assert per["hr@10"].tolist() == [1.0, 1.0, 0.0]
+    assert math.isclose(per["ndcg@10"][1], 1 / math.log2(11))
+
+
+def test_inbatch_loss_masks_own_items_and_applies_logq() -> None:
+    candidates = torch.tensor([3, 5, 7, 9])
+    vectors = torch.eye(4)
+    states = torch.tensor([[[1.0, 2.0, 3.0, 4.0]]])  # one user, one position
+    targets = torch.tensor([[5]])
+    inputs = torch.tensor([[7]])  # the user's own item 7 is not a negative
+    log_pop = torch.tensor([0.0, 0.5, 0.0, 1.0])
+    loss = inbatch_softmax_loss(states, targets, inputs, candidates, vectors, log_pop)
+    logits = torch.tensor([1.0, 2.0 - 0.5, 4.0 - 1.0])  # columns 3, 5, 9
+    torch.testing.assert_close(loss, F.cross_entropy(logits[None], torch.tensor([1])))
+
+
+def test_inbatch_loss_ignores_padding_positions() -> None:
+    candidates = torch.tensor([1, 2])
+    vectors = torch.eye(2)
+    states = torch.tensor([[[5.0, 0.0], [0.0, 1.0]]])
+    targets = torch.tensor([[-1, 2]])
+    inputs = torch.tensor([[-1, 1]])
+    loss = inbatch_softmax_loss(states, targets, inputs, candidates, vectors, torch.zeros(2))
+    assert loss.item() == 0.0  # item 1 is the user's own: the only candidate left is 2
