@@ -1,0 +1,245 @@
+"""Versioned model snapshots: everything serving needs, loadable in a fresh process.
+
+A snapshot directory holds:
+
+    config.json             the recommender's full architecture (every shape, per-stage
+                            expert counts and which are frozen) + the feature specs
+    weights.safetensors     model weights (safetensors only: loading runs no code)
+    items.json              item ids in row order
+    embeddings.safetensors  item embeddings (N, d), row order
+    index.faiss             FAISS index over the embeddings (ids = rows)
+    manifest.json           version, parent, created_at, metrics, experts, checksums
+
+Snapshots are written to a temporary name and renamed; the CURRENT pointer is
+written last, so a crash never leaves a half-written current snapshot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from model.errors import ModelError
+from model.features import ModalitySpec
+from model.index import build_index
+from model.recommender import Recommender, RecommenderConfig
+
+FORMAT_VERSION = 1
+POINTER = "CURRENT"
+MANIFEST = "manifest.json"
+FILES = (
+    "config.json",
+    "weights.safetensors",
+    "items.json",
+    "embeddings.safetensors",
+    "index.faiss",
+)
+_VERSION_RE = re.compile(r"^v(\d{6,})$")
+
+
+class SnapshotError(ModelError):
+    """A snapshot is missing, corrupt or incompatible; says which and why."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    path: Path
+    version: str
+    manifest: dict[str, Any]
+    model: Recommender
+    item_ids: list[str]
+    embeddings: np.ndarray  # (N, d) float32
+    index: faiss.Index
+    feature_specs: dict[str, ModalitySpec]
+
+
+def version_name(number: int) -> str:
+    return f"v{number:06d}"
+
+
+def list_versions(root: Path) -> list[str]:
+    if not root.is_dir():
+        return []
+    found = [p.name for p in root.iterdir() if p.is_dir() and _VERSION_RE.match(p.name)]
+    return sorted(found, key=lambda name: int(name[1:]))
+
+
+def next_version(root: Path) -> str:
+    versions = list_versions(root)
+    return version_name(int(versions[-1][1:]) + 1 if versions else 1)
+
+
+def current_version(root: Path) -> str | None:
+    pointer = root / POINTER
+    if not pointer.is_file():
+        return None
+    name = pointer.read_text().strip()
+    return name or None
+
+
+def set_current(root: Path, version: str) -> None:
+    """Move the pointer (atomic replace, fsynced); the snapshot must exist."""
+    if not (root / version / MANIFEST).is_file():
+        raise SnapshotError(f"cannot point at {version}: no snapshot at {root / version}")
+    tmp = root / f".{POINTER}.tmp"
+    with tmp.open("w") as fh:
+        fh.write(version + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, root / POINTER)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_snapshot(
+    root: Path,
+    model: Recommender,
+    item_ids: list[str],
+    embeddings: np.ndarray,
+    feature_specs: dict[str, ModalitySpec],
+    *,
+    parent: str | None = None,
+    metrics: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    version: str | None = None,
+) -> Path:
+    """Write a new versioned snapshot (not yet current) and return its directory."""
+    if len(item_ids) != len(embeddings):
+        raise SnapshotError(f"{len(item_ids)} item ids but {len(embeddings)} embeddings")
+    root.mkdir(parents=True, exist_ok=True)
+    version = version or next_version(root)
+    if (root / version).exists():
+        raise SnapshotError(f"snapshot {version} already exists in {root}")
+    config = model.current_config()
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=root))
+    try:
+        vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
+        (tmp / "config.json").write_text(
+            json.dumps(
+                {
+                    "format": FORMAT_VERSION,
+                    "recommender": config.to_json(),
+                    "features": {m: s.as_json() for m, s in feature_specs.items()},
+                },
+                indent=2,
+            )
+        )
+        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / "weights.safetensors"))
+        (tmp / "items.json").write_text(json.dumps(item_ids))
+        save_file({"items": torch.from_numpy(vectors)}, str(tmp / "embeddings.safetensors"))
+        faiss.write_index(build_index(vectors), str(tmp / "index.faiss"))
+        manifest = {
+            "format": FORMAT_VERSION,
+            "version": version,
+            "parent": parent,
+            "created_at": time.time(),
+            "items": len(item_ids),
+            "embed_dim": int(vectors.shape[1]) if vectors.ndim == 2 else 0,
+            "experts": {m: list(e) for m, e in config.experts.items()},
+            "encoders": {m: dict(s.encoder) for m, s in feature_specs.items()},
+            "metrics": metrics or {},
+            **(extra or {}),
+            "checksums": {name: _sha256(tmp / name) for name in FILES},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        for name in (*FILES, MANIFEST):
+            with (tmp / name).open("rb") as fh:
+                os.fsync(fh.fileno())
+        os.rename(tmp, root / version)
+        _fsync_dir(root)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root / version
+
+
+def load_snapshot(path: Path, expected_features: dict[str, ModalitySpec] | None = None) -> Snapshot:
+    """Load and validate a snapshot directory; refuses corrupt or incompatible ones."""
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise SnapshotError(f"no snapshot at {path} ({MANIFEST} missing)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        checksums: dict[str, str] = manifest["checksums"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SnapshotError(f"corrupt {manifest_path}: {exc}") from exc
+    if manifest.get("format") != FORMAT_VERSION:
+        raise SnapshotError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT_VERSION}")
+    for name in FILES:
+        file = path / name
+        if not file.is_file():
+            raise SnapshotError(f"{path}: {name} is missing")
+        if _sha256(file) != checksums.get(name):
+            raise SnapshotError(f"{path}: checksum mismatch for {name} (corrupt or tampered)")
+    try:
+        config_doc = json.loads((path / "config.json").read_text())
+        config = RecommenderConfig.from_json(config_doc["recommender"])
+        specs = {
+            m: ModalitySpec(s["encoder"], int(s["n_layers"]), int(s["hidden"]))
+            for m, s in config_doc["features"].items()
+        }
+        item_ids = [str(i) for i in json.loads((path / "items.json").read_text())]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SnapshotError(f"{path}: unreadable config or items: {exc}") from exc
+    if expected_features is not None:
+        for m, spec in specs.items():
+            want = expected_features.get(m)
+            if want is None or want.as_json() != spec.as_json():
+                raise SnapshotError(
+                    f"{path}: built on {m} features {spec.as_json()}, "
+                    f"but this deployment has {want.as_json() if want else 'none'}"
+                )
+    model = Recommender(config)
+    try:
+        weights = load_file(str(path / "weights.safetensors"))
+        vectors = load_file(str(path / "embeddings.safetensors"))["items"].numpy()
+        model.load_state_dict(weights, strict=True)
+        index = faiss.read_index(str(path / "index.faiss"))
+    except (SafetensorError, RuntimeError, KeyError) as exc:
+        raise SnapshotError(f"{path}: weights do not fit the recorded architecture: {exc}") from exc
+    if vectors.shape != (len(item_ids), config.embed_dim) or index.ntotal != len(item_ids):
+        raise SnapshotError(
+            f"{path}: {len(item_ids)} items but embeddings {vectors.shape}, index {index.ntotal}"
+        )
+    model.eval()
+    return Snapshot(
+        path, str(manifest["version"]), manifest, model, item_ids, vectors, index, specs
+    )
+
+
+def load_current(root: Path, expected_features: dict[str, ModalitySpec] | None = None) -> Snapshot:
+    version = current_version(root)
+    if version is None:
+        raise SnapshotError(
+            f"no current snapshot in {root} ({POINTER} missing); run xsmoe bootstrap"
+        )
+    return load_snapshot(root / version, expected_features)

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model.features import ModalitySpec
+from model.recommender import Recommender
+from model.snapshot import (
+    SnapshotError,
+    current_version,
+    list_versions,
+    load_current,
+    load_snapshot,
+    save_snapshot,
+    set_current,
+)
+from tests.model.synthetic import cyclic_stream, small_config
+
+SPECS = {"text": ModalitySpec({"model": "synthetic"}, 3, 16)}
+HISTORY = [3, 4, 5, 6]
+
+
+def _evolved_model() -> Recommender:
+    """A model after 3 expansions and 1 prune: stage shapes no fresh config has."""
+    torch.manual_seed(0)
+    table, _ = cyclic_stream()
+    model = Recommender(small_config())
+    for _ in range(3):
+        model.prune_and_expand(tau=0.1)
+    model.train()
+    model.encode_items(table.take(torch.arange(len(table))))  # a training pass: utilization
+    stage = model.content.moe["text"].stages[0]  # type: ignore[union-attr]
+    stage.usage_sum[2] = 0.0  # as if expert 1 of stage 1 had never been routed to
+    pruned = model.prune_and_expand(tau=0.1, expand=False)
+    assert pruned["text"][0] == 1
+    assert model.current_config().experts["text"] == (3, 4)
+    return model.eval()
+
+
+def _scores(model: Recommender, embeddings: np.ndarray) -> np.ndarray:
+    user = model.user_embedding(torch.from_numpy(embeddings[HISTORY]))
+    return (torch.from_numpy(embeddings) @ user).numpy()
+
+
+def _save(tmp_path: Path) -> tuple[Recommender, np.ndarray, Path]:
+    model = _evolved_model()
+    table, _ = cyclic_stream()
+    embeddings = model.item_embeddings(table).numpy()
+    ids = [f"item-{i}" for i in range(len(table))]
+    path = save_snapshot(tmp_path, model, ids, embeddings, SPECS, metrics={"ndcg@10": 0.5})
+    return model, embeddings, path
+
+
+LOADER = """
+import json, sys, torch
+from pathlib import Path
+from model.snapshot import load_snapshot
+snap = load_snapshot(Path(sys.argv[1]))
+emb = torch.from_numpy(snap.embeddings)
+user = snap.model.user_embedding(emb[[3, 4, 5, 6]])
+print(json.dumps({"scores": (emb @ user).tolist(), "experts": snap.manifest["experts"]}))
+"""
+
+
+def test_save_load_after_expand_and_prune_same_scores_in_fresh_process(tmp_path: Path) -> None:
+    model, embeddings, path = _save(tmp_path)
+    expected = _scores(model, embeddings)
+    out = subprocess.run(
+        [sys.executable, "-c", LOADER, str(path)], capture_output=True, text=True, check=True
+    )
+    result = json.loads(out.stdout)
+    np.testing.assert_allclose(result["scores"], expected, rtol=1e-5, atol=1e-6)
+    assert result["experts"] == {"text": [3, 4]}
+    # The reloaded model also recomputes the same item embeddings from features.
+    snap = load_snapshot(path, expected_features=SPECS)
+    table, _ = cyclic_stream()
+    np.testing.assert_allclose(snap.model.item_embeddings(table).numpy(), embeddings, atol=1e-6)
+    assert snap.model.current_config().frozen == model.current_config().frozen
+    assert snap.index.ntotal == len(embeddings)
+
+
+def test_versions_and_pointer(tmp_path: Path) -> None:
+    _, _, first = _save(tmp_path)
+    assert current_version(tmp_path) is None
+    with pytest.raises(SnapshotError, match="no current snapshot"):
+        load_current(tmp_path)
+    set_current(tmp_path, first.name)
+    _, _, second = _save(tmp_path)
+    assert list_versions(tmp_path) == ["v000001", "v000002"]
+    assert load_current(tmp_path).version == "v000001"
+    set_current(tmp_path, second.name)
+    assert load_current(tmp_path).version == "v000002"
+    with pytest.raises(SnapshotError, match="cannot point"):
+        set_current(tmp_path, "v000099")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_corrupt_or_incompatible_snapshots_are_refused(tmp_path: Path) -> None:
+    _, _, path = _save(tmp_path)
+    other = {"text": ModalitySpec({"model": "another-encoder"}, 3, 16)}
+    with pytest.raises(SnapshotError, match="this deployment has"):
+        load_snapshot(path, expected_features=other)
+    with (path / "weights.safetensors").open("r+b") as fh:
+        fh.seek(200)
+        fh.write(b"\x00garbage")
+    with pytest.raises(SnapshotError, match="checksum mismatch for weights.safetensors"):
+        load_snapshot(path)
+    _, _, second = _save(tmp_path)
+    (second / "index.faiss").unlink()
+    with pytest.raises(SnapshotError, match="index.faiss is missing"):
+        load_snapshot(second)
+    with pytest.raises(SnapshotError, match="no snapshot"):
+        load_snapshot(tmp_path / "v000404")
+
+
+def test_weights_that_do_not_fit_the_config_are_refused(tmp_path: Path) -> None:
+    _, _, path = _save(tmp_path)
+    config = json.loads((path / "config.json").read_text())
+    config["recommender"]["experts"]["text"] = [1, 1]  # lies about the architecture
+    (path / "config.json").write_text(json.dumps(config))
+    manifest = json.loads((path / "manifest.json").read_text())
+    import hashlib
+
+    manifest["checksums"]["config.json"] = hashlib.sha256(
+        (path / "config.json").read_bytes()
+    ).hexdigest()
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SnapshotError, match="do not fit the recorded architecture"):
+        load_snapshot(path)
