@@ -64,15 +64,3 @@ def test_bad_catalog_line_is_reported(tiny_env: Path, capsys: pytest.CaptureFixt
     tiny_env.write_text('{"item_id": "a"}\n{"text": "no id"}\n')
     assert main(["features", "build", "--catalog", str(tiny_env)]) == 2
     assert "shop.jsonl:2: 'item_id' is required" in capsys.readouterr().err
-
-
-@pytest.mark.integration
-def test_movielens_with_real_minilm(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("XSMOE_CACHE_DIR", str(tmp_path / "cache"))
-    out_dir = tmp_path / "ml"
-    assert main(["features", "build", "--dataset", "ml-100k", "--out", str(out_dir)]) == 0
-    out = capsys.readouterr().out
-    assert "1682 items (1682 encoded, 0 reused)" in out
-    assert "text 1682/1682, image 0/1682" in out

@@ -15,7 +15,7 @@ FORBIDDEN = {
     "common": {"fastapi", "redis", "service", "workers", "xsmoe"},
     "service": {"workers", "xsmoe"},
     "workers": {"service", "xsmoe"},
-}  # fmt: skip
+}
 
 
 def _imports(path: Path) -> set[str]:

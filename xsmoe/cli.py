@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from common.logs import setup_logging
 from common.settings import Settings
 from model.errors import EncoderLoadError, ModelError
-from xsmoe import features_cmd
+from xsmoe import bootstrap_cmd, eval_cmd, features_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (XSMOE_LOG_LEVEL)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     features_cmd.register(commands)
+    eval_cmd.register(commands)
+    bootstrap_cmd.register(commands)
     return parser
 
 

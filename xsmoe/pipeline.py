@@ -1,0 +1,63 @@
+"""Shared steps of the CLI commands: datasets, feature stores, model configs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from common.settings import Settings
+from model.data import ML100K, Dataset, load_movielens_100k
+from model.errors import DatasetError
+from model.feature_build import BuildReport, CatalogEncoder, build_features
+from model.features import FeatureStore
+from model.item_tower import ItemTable
+from model.recommender import RecommenderConfig
+
+DATASETS = (ML100K,)
+
+
+def load_dataset(name: str) -> Dataset:
+    if name == ML100K:
+        return load_movielens_100k()
+    raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+
+
+def catalog_encoder(settings: Settings) -> CatalogEncoder:
+    return CatalogEncoder(
+        settings.text.to_config(), settings.image.to_config(), cache_dir=settings.cache_dir
+    )
+
+
+def ensure_features(
+    settings: Settings, dataset: Dataset, out: Path | None = None
+) -> tuple[FeatureStore, BuildReport]:
+    """Open (or build, with a progress bar) the dataset's feature store."""
+    encoder = catalog_encoder(settings)
+    store = FeatureStore.open_or_create(out or settings.features_dir(dataset.name), encoder.specs())
+    with tqdm(
+        total=len(dataset.items), desc=f"encoding {dataset.name}", unit="item", file=sys.stderr
+    ) as bar:
+        report = build_features(store, dataset.items, encoder, progress=bar.update)
+    return store, report
+
+
+def content_table(store: FeatureStore) -> ItemTable:
+    """Item features of the modalities that at least one item has.
+
+    A modality no item has (images, for MovieLens) would only add parameters that
+    never get a gradient; a catalog with images gets an image tower.
+    """
+    table = ItemTable.from_store(store)
+    used = [m for m in store.modalities if bool(table.present[m].any())]
+    return ItemTable({m: table.features[m] for m in used}, {m: table.present[m] for m in used})
+
+
+def base_config(table: ItemTable, max_len: int = 50) -> RecommenderConfig:
+    from dataclasses import replace
+
+    from model.user_encoder import UserEncoderConfig
+
+    shapes = {m: (int(f.shape[1]), int(f.shape[2])) for m, f in table.features.items()}
+    return RecommenderConfig.for_content(shapes, user=replace(UserEncoderConfig(), max_len=max_len))
