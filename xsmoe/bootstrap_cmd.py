@@ -12,7 +12,7 @@ from tqdm import tqdm
 from common.settings import Settings
 from model.recommender import Recommender
 from model.snapshot import save_snapshot, set_current
-from model.streaming import ProtocolConfig, StreamingProtocol
+from model.streaming import ProtocolConfig
 from model.train import TrainConfig, train_window
 from xsmoe import pipeline
 
@@ -39,12 +39,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     dataset = pipeline.load_dataset(args.dataset)
     store, _ = pipeline.ensure_features(settings, dataset)
     table = pipeline.content_table(store)
-    protocol = StreamingProtocol(
-        dataset.interactions,
-        {item: row for row, item in enumerate(store.item_ids)},
-        len(store),
-        ProtocolConfig(n_windows=args.windows),
-    )
+    protocol = pipeline.streaming_protocol(dataset, store, ProtocolConfig(n_windows=args.windows))
     model = Recommender(pipeline.base_config(table))
     config = TrainConfig(max_epochs=args.max_epochs, seed=args.seed)
     reports = []

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from common.logs import setup_logging
 from common.settings import Settings
 from model.encoders import resolve_model_dir
-from model.streaming import ProtocolConfig, StreamingProtocol
+from model.streaming import ProtocolConfig
 from model.train import TrainConfig
 from model.variants import ALL_VARIANTS, MAIN_VARIANTS, SPECS, run_variant
 from xsmoe import pipeline, report
@@ -46,6 +46,8 @@ def register(commands: Any) -> None:
     cmd.add_argument(
         "--max-epochs", type=int, default=30, help="per window (ref. 100; 30 fits 2 cores)"
     )
+    cmd.add_argument("--lr", type=float, default=TrainConfig.lr, help="Adam learning rate")
+    cmd.add_argument("--max-experts", type=int, default=8, help="cap on experts per stage (xsmoe)")
     cmd.add_argument(
         "--seeds",
         default="0",
@@ -67,12 +69,7 @@ def _child(payload: dict[str, Any]) -> dict[str, Any]:
     dataset = pipeline.load_dataset(payload["dataset"])
     store, _ = pipeline.ensure_features(settings, dataset)
     table = pipeline.content_table(store)
-    protocol = StreamingProtocol(
-        dataset.interactions,
-        {item: row for row, item in enumerate(store.item_ids)},
-        len(store),
-        ProtocolConfig(**payload["protocol"]),
-    )
+    protocol = pipeline.streaming_protocol(dataset, store, ProtocolConfig(**payload["protocol"]))
     name = payload["variant"]
     n_test = payload["full_ft_windows"] if name == "full-ft" else None
     tower = None
@@ -88,7 +85,7 @@ def _child(payload: dict[str, Any]) -> dict[str, Any]:
                 [texts.get(i) for i in store.item_ids],
                 payload["full_ft_layers"],
                 text_config.max_tokens,
-                pipeline.base_config(table).embed_dim,
+                pipeline.base_config(table, max_experts=payload["max_experts"]).embed_dim,
             )
 
     total = n_test or protocol.config.n_windows - 1
@@ -102,7 +99,7 @@ def _child(payload: dict[str, Any]) -> dict[str, Any]:
             name,
             protocol,
             table,
-            pipeline.base_config(table),
+            pipeline.base_config(table, max_experts=payload["max_experts"]),
             TrainConfig(**payload["train"]),
             n_test_windows=n_test,
             item_tower=tower,
@@ -130,7 +127,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     dataset = pipeline.load_dataset(args.dataset)
     pipeline.ensure_features(settings, dataset)  # once, before the children read it
     protocol = ProtocolConfig(n_windows=args.windows, user_core=args.user_core)
-    train = replace(TrainConfig(), max_epochs=args.max_epochs)
+    if args.lr <= 0 or args.max_experts < 1:
+        raise SystemExit("error: need --lr > 0 and --max-experts >= 1")
+    train = replace(TrainConfig(), max_epochs=args.max_epochs, lr=args.lr)
     payload_base = {
         "settings": settings.model_dump(mode="json"),
         "dataset": args.dataset,
@@ -138,6 +137,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "train": asdict(train),
         "full_ft_windows": args.full_ft_windows,
         "full_ft_layers": args.full_ft_layers,
+        "max_experts": args.max_experts,
     }
     results: dict[str, Any] = {}
     started = time.perf_counter()
@@ -159,6 +159,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "protocol": asdict(protocol),
         "train": asdict(train),
         "seeds": seeds,
+        "max_experts": args.max_experts,
         "seconds": round(time.perf_counter() - started, 1),
         "variants": results,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -14,6 +15,8 @@ from model.feature_build import BuildReport, CatalogEncoder, build_features
 from model.features import FeatureStore
 from model.item_tower import ItemTable
 from model.recommender import RecommenderConfig
+from model.streaming import ProtocolConfig, StreamingProtocol
+from model.user_encoder import UserEncoderConfig
 
 DATASETS = (ML100K,)
 
@@ -43,6 +46,14 @@ def ensure_features(
     return store, report
 
 
+def streaming_protocol(
+    dataset: Dataset, store: FeatureStore, config: ProtocolConfig
+) -> StreamingProtocol:
+    """The dataset's interactions over the store's item rows, cut into windows."""
+    rows = {item: row for row, item in enumerate(store.item_ids)}
+    return StreamingProtocol(dataset.interactions, rows, len(store), config)
+
+
 def content_table(store: FeatureStore) -> ItemTable:
     """Item features of the modalities that at least one item has.
 
@@ -54,10 +65,8 @@ def content_table(store: FeatureStore) -> ItemTable:
     return ItemTable({m: table.features[m] for m in used}, {m: table.present[m] for m in used})
 
 
-def base_config(table: ItemTable, max_len: int = 50) -> RecommenderConfig:
-    from dataclasses import replace
-
-    from model.user_encoder import UserEncoderConfig
-
+def base_config(table: ItemTable, max_len: int = 50, max_experts: int = 8) -> RecommenderConfig:
     shapes = {m: (int(f.shape[1]), int(f.shape[2])) for m, f in table.features.items()}
-    return RecommenderConfig.for_content(shapes, user=replace(UserEncoderConfig(), max_len=max_len))
+    return RecommenderConfig.for_content(
+        shapes, user=replace(UserEncoderConfig(), max_len=max_len), max_experts=max_experts
+    )
