@@ -90,7 +90,7 @@ def run_variant(
     windows: list[dict[str, Any]] = []
     all_ranks, cold_ranks = [], []
     for t in range(1, last):
-        seconds, experts, epochs = 0.0, {}, 0
+        seconds, experts, epochs, val_ndcg = 0.0, {}, 0, None
         if model is not None:
             report = train_window(
                 model,
@@ -101,6 +101,7 @@ def run_variant(
                 config,
             )
             seconds, experts, epochs = report.seconds, report.experts, report.epochs
+            val_ndcg = round(report.best_val_ndcg, 5)
         cases = protocol.test_cases(t)
         score: ScoreFn = (
             popularity_scorer(protocol.window_counts(t - 1).astype(np.float64))
@@ -118,6 +119,7 @@ def run_variant(
             "cold_cases": int(cold.sum()),
             "train_seconds": round(seconds, 3),
             "epochs": epochs,
+            "val_ndcg@10": val_ndcg,  # of the restored weights on window t-1's tail
             "experts": {m: list(e) for m, e in experts.items()},
         }
         windows.append(record)
