@@ -14,10 +14,3 @@ def build_index(embeddings: np.ndarray, ids: np.ndarray | None = None) -> faiss.
     if len(vectors):
         index.add_with_ids(vectors, labels)
     return index
-
-
-def search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, ids) of the top k per query; ids are -1 where fewer than k exist."""
-    q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-    scores, ids = index.search(q, k)
-    return scores, ids

@@ -56,7 +56,6 @@ class MoEStage(nn.Module):
         self.dim, self.bottleneck, self.init_std = dim, bottleneck, init_std
         self.experts = nn.ModuleList(Expert(dim, bottleneck, init_std) for _ in range(n_experts))
         self.router = nn.Linear(dim, 1 + n_experts, bias=False)
-        self.track_utilization = True
         self.register_buffer("usage_sum", torch.zeros(1 + n_experts), persistent=False)
         self.register_buffer("usage_count", torch.zeros(()), persistent=False)
 
@@ -69,7 +68,7 @@ class MoEStage(nn.Module):
         candidates = torch.stack([backbone] + [e(x) for e in self.experts], dim=1)  # (B, 1+E, D)
         weights = torch.softmax(self.router(x), dim=-1)  # (B, 1+E)
         weighted = weights.unsqueeze(-1) * candidates
-        if self.training and self.track_utilization:
+        if self.training:  # utilization counts training passes only
             with torch.no_grad():
                 self.usage_sum += weighted.norm(dim=-1).sum(0)
                 self.usage_count += x.shape[0]
@@ -168,7 +167,3 @@ class SideMoE(nn.Module):
 
     def prune(self, tau: float) -> list[int | None]:
         return [stage.prune(tau) for stage in self.stage_list]
-
-    def set_utilization_tracking(self, on: bool) -> None:
-        for stage in self.stage_list:
-            stage.track_utilization = on
