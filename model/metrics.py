@@ -7,6 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+KS = (10, 20)
+METRICS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")  # the names metrics_from_ranks(KS) gives
+
 
 def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """0-based rank of each target among its row's scores (ties count against it)."""

@@ -15,7 +15,7 @@ from torch import nn
 
 from model.evaluate import ScoreFn, model_scorer, popularity_scorer, rank_cases
 from model.item_tower import ItemTable
-from model.metrics import mean_metrics, metrics_from_ranks
+from model.metrics import KS, METRICS, mean_metrics, metrics_from_ranks
 from model.recommender import Recommender, RecommenderConfig
 from model.streaming import StreamingProtocol
 from model.train import TrainConfig, train_window
@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 MAIN_VARIANTS = ("pop", "sasrec-id", "frozen", "xsmoe-fixed", "xsmoe")
 ALL_VARIANTS = (*MAIN_VARIANTS, "full-ft")
-KS = (10, 20)
 
 
 @dataclass(frozen=True)
@@ -125,9 +124,7 @@ def run_variant(
         windows.append(record)
         if on_window is not None:
             on_window(record)
-    avg = {
-        k: float(np.mean([w[k] for w in windows])) for k in ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
-    }
+    avg = {k: float(np.mean([w[k] for w in windows])) for k in METRICS}
     cold_all = np.concatenate(cold_ranks) if cold_ranks else np.zeros(0)
     cold = mean_metrics(metrics_from_ranks(cold_all, (10,)))
     trained = [w["train_seconds"] for w in windows if w["epochs"]]

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise SystemExit("error: --train-windows must be within 1..--windows")
     out: Path = args.out or settings.data_dir / "snapshots"
     dataset = pipeline.load_dataset(args.dataset)
-    store, _ = pipeline.ensure_features(settings, dataset)
+    store, _ = pipeline.ensure_features(settings, dataset.name, dataset.items)
     table = pipeline.content_table(store)
     protocol = pipeline.streaming_protocol(dataset, store, ProtocolConfig(n_windows=args.windows))
     model = Recommender(pipeline.base_config(table))

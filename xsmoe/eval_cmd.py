@@ -67,8 +67,9 @@ def _child(payload: dict[str, Any]) -> dict[str, Any]:
 
     torch.manual_seed(payload["train"]["seed"])
     dataset = pipeline.load_dataset(payload["dataset"])
-    store, _ = pipeline.ensure_features(settings, dataset)
+    store = pipeline.open_features(settings, dataset.name)
     table = pipeline.content_table(store)
+    base = pipeline.base_config(table, max_experts=payload["max_experts"])
     protocol = pipeline.streaming_protocol(dataset, store, ProtocolConfig(**payload["protocol"]))
     name = payload["variant"]
     n_test = payload["full_ft_windows"] if name == "full-ft" else None
@@ -85,7 +86,7 @@ def _child(payload: dict[str, Any]) -> dict[str, Any]:
                 [texts.get(i) for i in store.item_ids],
                 payload["full_ft_layers"],
                 text_config.max_tokens,
-                pipeline.base_config(table, max_experts=payload["max_experts"]).embed_dim,
+                base.embed_dim,
             )
 
     total = n_test or protocol.config.n_windows - 1
@@ -99,7 +100,7 @@ def _child(payload: dict[str, Any]) -> dict[str, Any]:
             name,
             protocol,
             table,
-            pipeline.base_config(table, max_experts=payload["max_experts"]),
+            base,
             TrainConfig(**payload["train"]),
             n_test_windows=n_test,
             item_tower=tower,
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not seeds:
         raise SystemExit("error: --seeds: give at least one seed")
     dataset = pipeline.load_dataset(args.dataset)
-    pipeline.ensure_features(settings, dataset)  # once, before the children read it
+    pipeline.ensure_features(settings, dataset.name, dataset.items)  # the children only read it
     protocol = ProtocolConfig(n_windows=args.windows, user_core=args.user_core)
     if args.lr <= 0 or args.max_experts < 1:
         raise SystemExit("error: need --lr > 0 and --max-experts >= 1")

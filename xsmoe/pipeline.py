@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
 
 from common.settings import Settings
-from model.data import ML100K, Dataset, load_movielens_100k
+from model.data import ML100K, CatalogItem, Dataset, load_movielens_100k
 from model.errors import DatasetError
 from model.feature_build import BuildReport, CatalogEncoder, build_features
 from model.features import FeatureStore
@@ -34,16 +35,23 @@ def catalog_encoder(settings: Settings) -> CatalogEncoder:
 
 
 def ensure_features(
-    settings: Settings, dataset: Dataset, out: Path | None = None
+    settings: Settings,
+    name: str,
+    items: Sequence[CatalogItem],
+    out: Path | None = None,
+    batch_size: int = 64,
 ) -> tuple[FeatureStore, BuildReport]:
-    """Open (or build, with a progress bar) the dataset's feature store."""
+    """Open the catalog's feature store and encode, with a progress bar, what it lacks."""
     encoder = catalog_encoder(settings)
-    store = FeatureStore.open_or_create(out or settings.features_dir(dataset.name), encoder.specs())
-    with tqdm(
-        total=len(dataset.items), desc=f"encoding {dataset.name}", unit="item", file=sys.stderr
-    ) as bar:
-        report = build_features(store, dataset.items, encoder, progress=bar.update)
+    store = FeatureStore.open_or_create(out or settings.features_dir(name), encoder.specs())
+    with tqdm(total=len(items), desc=f"encoding {name}", unit="item", file=sys.stderr) as bar:
+        report = build_features(store, items, encoder, batch_size=batch_size, progress=bar.update)
     return store, report
+
+
+def open_features(settings: Settings, name: str) -> FeatureStore:
+    """Open an already built store, refusing one of another encoder."""
+    return FeatureStore.open(settings.features_dir(name), catalog_encoder(settings).specs())
 
 
 def streaming_protocol(

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-METRICS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
+from model.metrics import METRICS
 
 
 def combine_seeds(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
