@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(Path("var"), description="where stores and snapshots live")
+    redis_url: str = Field("redis://localhost:6379/0", description="Redis for streams and state")
+    redis_prefix: str = Field(
+        "xsmoe", pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="key prefix in Redis"
+    )
+    snapshot_dir: Path | None = Field(None, description="snapshots (default DATA_DIR/snapshots)")
     cache_dir: Path = Field(
         Path.home() / ".cache" / "xsmoe", description="converted encoder weights"
     )
@@ -50,6 +55,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     text: TextEncoderSettings = TextEncoderSettings()
     image: ImageEncoderSettings = ImageEncoderSettings()
+
+    @property
+    def snapshots(self) -> Path:
+        return self.snapshot_dir or self.data_dir / "snapshots"
 
     def features_dir(self, dataset: str) -> Path:
         return self.data_dir / "features" / dataset

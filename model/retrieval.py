@@ -1,19 +1,21 @@
-"""Top-k retrieval over one snapshot: embed a history, search FAISS, exclude items.
+"""Top-k retrieval over one model and its catalog: embed a history, search, exclude.
 
-A `Retriever` is immutable once built (model, index, id map of one snapshot),
-so a server can swap it by replacing one reference. Exclusions are applied per
-query with a FAISS ID selector; the shared index is never mutated.
+A `Retriever` is immutable (model, catalog index, version), so a server can
+swap it by replacing one reference. Exclusions are applied per query with a
+FAISS ID selector; the shared index is never mutated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
-import faiss
 import numpy as np
 import torch
 
+from model.catalog_index import CatalogIndex
+from model.item_tower import ItemTable
+from model.recommender import Recommender
 from model.snapshot import Snapshot
 
 
@@ -26,45 +28,63 @@ class Recommendation:
 @dataclass(frozen=True)
 class RetrievalResult:
     items: list[Recommendation]
-    unknown_ids: list[str] = field(default_factory=list)  # history ids not in the snapshot
+    unknown_ids: list[str] = field(default_factory=list)  # history ids not in the catalog
     fallback: str | None = None  # "popular" when there was no usable history
 
 
+@dataclass(frozen=True)
+class ItemFeatures:
+    """Frozen-encoder features of new items, per modality: (B, L, H) and presence (B,)."""
+
+    features: Mapping[str, np.ndarray]
+    present: Mapping[str, np.ndarray]
+
+
+def embed_features(model: Recommender, items: ItemFeatures) -> np.ndarray:
+    """(B, d) embeddings of items the model has never seen, from their features alone."""
+    if model.content is None:
+        raise ValueError("this model has no content tower: it cannot embed new items")
+    shapes = model.config.shapes
+    table = ItemTable(
+        {m: torch.from_numpy(np.asarray(items.features[m], np.float32)) for m in shapes},
+        {m: torch.from_numpy(np.asarray(items.present[m], bool)) for m in shapes},
+    )
+    with torch.inference_mode():
+        return model.item_embeddings(table).numpy()
+
+
+@dataclass(frozen=True)
 class Retriever:
-    def __init__(self, snapshot: Snapshot, popular_ids: Sequence[str] = ()) -> None:
-        self.snapshot = snapshot
-        self.version = snapshot.version
-        self.row_of = {item_id: row for row, item_id in enumerate(snapshot.item_ids)}
-        self.popular_rows = [self.row_of[i] for i in popular_ids if i in self.row_of]
-        self.max_len = snapshot.model.config.user.max_len
+    model: Recommender
+    catalog: CatalogIndex
+    version: str
+
+    @classmethod
+    def from_snapshot(
+        cls, snapshot: Snapshot, *, hnsw_above: int | None = None, ef_search: int = 64
+    ) -> Retriever:
+        """The snapshot's own exact index, or an HNSW index above `hnsw_above` items."""
+        if hnsw_above is None or len(snapshot.item_ids) <= hnsw_above:
+            catalog = CatalogIndex.over(snapshot.item_ids, snapshot.embeddings, snapshot.index)
+        else:
+            catalog = CatalogIndex.build(
+                snapshot.item_ids, snapshot.embeddings, hnsw_above=hnsw_above, ef_search=ef_search
+            )
+        return cls(snapshot.model, catalog, snapshot.version)
+
+    def with_catalog(self, catalog: CatalogIndex) -> Retriever:
+        return replace(self, catalog=catalog)
 
     def user_vector(self, history: Sequence[str]) -> tuple[np.ndarray | None, list[str]]:
         """The user vector for a history (newest last), and the ids it did not know."""
-        known = [self.row_of[i] for i in history if i in self.row_of]
-        unknown = [i for i in history if i not in self.row_of]
+        rows = [self.catalog.row_of(i) for i in history]
+        known = [r for r in rows if r is not None]
+        unknown = [i for i, r in zip(history, rows, strict=True) if r is None]
         if not known:
             return None, unknown
-        rows = known[-self.max_len :]
-        vectors = torch.from_numpy(self.snapshot.embeddings[rows])
-        return self.snapshot.model.user_embedding(vectors).numpy(), unknown
-
-    def search(
-        self, vector: np.ndarray, k: int, exclude_rows: Iterable[int] = ()
-    ) -> list[Recommendation]:
-        excluded = np.fromiter(set(exclude_rows), np.int64)
-        params = None
-        if len(excluded):
-            batch = faiss.IDSelectorBatch(excluded)  # kept referenced until the search ends
-            selector = faiss.IDSelectorNot(batch)
-            params = faiss.SearchParameters()
-            params.sel = selector
-        query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
-        scores, rows = self.snapshot.index.search(query, k, params=params)
-        return [
-            Recommendation(self.snapshot.item_ids[int(r)], float(s))
-            for r, s in zip(rows[0], scores[0], strict=True)
-            if r >= 0
-        ]
+        vectors = torch.from_numpy(self.catalog.vectors(known[-self.model.config.user.max_len :]))
+        with torch.inference_mode():
+            return self.model.user_embedding(vectors).numpy(), unknown
 
     def recommend(
         self,
@@ -73,14 +93,28 @@ class Retriever:
         *,
         exclude_seen: bool = True,
         exclude: Iterable[str] = (),
+        popular: Sequence[str] = (),
     ) -> RetrievalResult:
-        """Top k for a history; no usable history falls back to popular items."""
-        excluded = {self.row_of[i] for i in exclude if i in self.row_of}
+        """Top k for a history; no usable history falls back to `popular` (best first)."""
+        row_of = self.catalog.row_of
+        excluded = {r for r in map(row_of, exclude) if r is not None}
         if exclude_seen:
-            excluded |= {self.row_of[i] for i in history if i in self.row_of}
+            excluded |= {r for r in map(row_of, history) if r is not None}
         vector, unknown = self.user_vector(history)
         if vector is None:
-            popular = [r for r in self.popular_rows if r not in excluded][:k]
-            items = [Recommendation(self.snapshot.item_ids[r], 0.0) for r in popular]
-            return RetrievalResult(items, unknown, fallback="popular")
-        return RetrievalResult(self.search(vector, k, excluded), unknown)
+            return RetrievalResult(self._popular(popular, k, excluded), unknown, "popular")
+        hits = self.catalog.search(vector, k, excluded)
+        items = [Recommendation(self.catalog.item_id(h.row), h.score) for h in hits]
+        return RetrievalResult(items, unknown)
+
+    def _popular(self, popular: Sequence[str], k: int, excluded: set[int]) -> list[Recommendation]:
+        out: list[Recommendation] = []
+        for item_id in popular:
+            row = self.catalog.row_of(item_id)
+            if row is None or row in excluded or row in self.catalog.deleted:
+                continue
+            excluded.add(row)
+            out.append(Recommendation(item_id, 0.0))
+            if len(out) == k:
+                break
+        return out

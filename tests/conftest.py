@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,12 @@ def tiny_dinov2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     Dinov2Model(config).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server of our own on a free port (never the one on 6379)."""
+    from xsmoe.redis_server import EmbeddedRedis
+
+    with EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False) as server:
+        yield server.url

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         )
     embeddings = model.item_embeddings(table).numpy()
     n_trained = sum(len(w.rows) for w in protocol.raw[: args.train_windows])
+    seen = Counter(dataset.interactions.item_ids[:n_trained].tolist())
     path = save_snapshot(
         out,
         model,
@@ -73,6 +75,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 "trained_through_ts": float(dataset.interactions.timestamps[n_trained - 1]),
                 "trained_interactions": n_trained,
             },
+            "popular": [item for item, _ in seen.most_common(1000)],
             "windows": [
                 {"epochs": r.epochs, "val_ndcg@10": r.best_val_ndcg, "seconds": round(r.seconds, 2)}
                 for r in reports

@@ -1,0 +1,78 @@
+"""The feedback event: what clients post, what the stream carries, what workers read."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+EventType = Literal["click", "view", "purchase", "like", "dislike"]
+EVENT_TYPES: tuple[str, ...] = ("click", "view", "purchase", "like", "dislike")
+# Positive feedback extends the user's history (and trains the model); a dislike
+# only removes the item from that user's recommendations.
+POSITIVE: frozenset[str] = frozenset({"click", "view", "purchase", "like"})
+
+Identifier = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="1-128 printable characters",
+    ),
+]
+
+
+class FeedbackEvent(BaseModel):
+    """One piece of feedback from a user about an item."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"event_id": "e-1001", "user_id": "196", "item_id": "242", "type": "click"}
+            ]
+        },
+    )
+
+    event_id: Identifier | None = Field(
+        None, description="client id for idempotency: a repeated id is accepted once"
+    )
+    user_id: Identifier
+    item_id: Identifier
+    type: EventType = "click"
+    ts: float | None = Field(None, ge=0, description="event time, seconds since the epoch")
+
+    @field_validator("ts")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be a finite number of seconds since the epoch")
+        return value
+
+
+def stream_fields(event: FeedbackEvent, received_at: float | None = None) -> dict[str, str]:
+    """The stream entry of an accepted event; ids and times are always filled in."""
+    now = time.time() if received_at is None else received_at
+    return {
+        "event_id": event.event_id or uuid.uuid4().hex,
+        "user_id": event.user_id,
+        "item_id": event.item_id,
+        "type": event.type,
+        "ts": repr(event.ts if event.ts is not None else now),
+        "received_at": repr(now),
+    }
+
+
+def from_stream_fields(fields: dict[str, str]) -> FeedbackEvent:
+    """Parse a stream entry back; raises pydantic.ValidationError on a malformed one."""
+    return FeedbackEvent(
+        event_id=fields.get("event_id"),
+        user_id=fields.get("user_id", ""),
+        item_id=fields.get("item_id", ""),
+        type=fields.get("type", ""),
+        ts=fields.get("ts"),  # pydantic parses the number
+    )

@@ -1,0 +1,101 @@
+"""`create_app(settings)`: assembles the API; the lifespan opens Redis, loads the
+current snapshot and starts the snapshot watcher and the catalog sync."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import faiss
+import redis.asyncio as aioredis
+import torch
+from fastapi import FastAPI
+
+from common.keys import Keys
+from model.feature_build import CatalogEncoder
+from service import errors
+from service.deps import Runtime
+from service.item_encoder import ItemEncoder
+from service.limits import BodyLimit
+from service.metrics import LatencyMiddleware, Metrics
+from service.routes import admin, feedback, health, items, model_info, recommend
+from service.serving import Serving
+from service.settings import ServiceSettings
+from service.store import Store
+from service.sync import CatalogSync
+from service.watcher import SnapshotWatcher
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Recommendations over the current XSMoE snapshot. Feedback goes to a Redis Stream
+and into the user's history at once; items added here are recommendable at once;
+new snapshots are swapped in without a failed request.
+
+Writes need `X-API-Key` (the write key); admin routes need the admin key; in
+prod mode reads need a key too.
+"""
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    settings = settings or ServiceSettings()
+    metrics = Metrics()
+    encoder = CatalogEncoder(
+        settings.text.to_config(), settings.image.to_config(), cache_dir=settings.cache_dir
+    )
+    specs = encoder.specs()  # refuses a bad encoder setting now, naming it
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        torch.set_num_threads(settings.serving.threads)
+        faiss.omp_set_num_threads(settings.serving.threads)
+        client = aioredis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
+        )
+        keys = Keys(settings.redis_prefix)
+        store = Store(client, keys)
+        serving = Serving(settings.snapshots, settings.serving, metrics, specs)
+        runtime = Runtime(settings, keys, store, serving, ItemEncoder(encoder, specs), metrics)
+        app.state.runtime = runtime
+        if settings.api.mode == "dev" and not (settings.api.write_key and settings.api.admin_key):
+            log.warning("dev mode without write/admin keys: writes and admin routes are open")
+        watcher = SnapshotWatcher(serving, client, keys.snapshot_channel)
+        sync = CatalogSync(serving, store, settings.serving.sync_block_ms)
+        tasks = [asyncio.create_task(sync.run_forever(), name="catalog-sync")]
+        with contextlib.suppress(asyncio.TimeoutError):  # no Redis yet: serve, sync later
+            await asyncio.wait_for(sync.synced.wait(), timeout=5)
+        await watcher.check()  # the current snapshot, before the first request
+        tasks += [
+            asyncio.create_task(watcher.poll_forever(), name="snapshot-poll"),
+            asyncio.create_task(watcher.listen_forever(), name="snapshot-listen"),
+        ]
+        log.info(
+            "serving %s from %s (Redis %s, prefix %s)",
+            serving.current.version if serving.current else "nothing yet",
+            serving.root,
+            settings.redis_url,
+            keys.prefix,
+        )
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await client.aclose()
+
+    app = FastAPI(
+        title="xsmoe",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for module in (recommend, feedback, items, model_info, admin, health):
+        app.include_router(module.router)
+    upload_limit = settings.api.max_image_bytes * 4 // 3 + (64 << 10)
+    app.add_middleware(BodyLimit, json_limit=settings.api.max_body_bytes, upload_limit=upload_limit)
+    app.add_middleware(LatencyMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,110 @@
+"""Domain errors and their one mapping to HTTP: every error body is {error, detail}.
+
+`detail` says what was wrong and what is allowed; validation errors also list
+each offending field.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers
+
+
+class Unauthorized(ServiceError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ServiceError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(ServiceError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ServiceError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(ServiceError):
+    status, code = 413, "payload_too_large"
+
+
+class InvalidInput(ServiceError):
+    status, code = 422, "invalid_input"
+
+
+class NoModel(ServiceError):
+    status, code = 503, "no_model"
+
+
+class RedisUnavailable(ServiceError):
+    status, code = 503, "redis_unavailable"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})
+
+
+def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
+    return {"error": code, "detail": detail, **extra}
+
+
+def _field(loc: Sequence[int | str]) -> str:
+    parts = [str(p) for p in loc]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
+    return out
+
+
+def describe_validation(errors: Sequence[Any]) -> tuple[str, list[dict[str, str]]]:
+    fields = []
+    for err in errors:
+        message = str(err.get("msg", "invalid"))
+        ctx = err.get("ctx") or {}
+        if "expected" in ctx and "expected" not in message:
+            message += f" (allowed: {ctx['expected']})"
+        fields.append({"field": _field(err.get("loc", ())), "message": message})
+    detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:10])
+    if len(fields) > 10:
+        detail += f"; and {len(fields) - 10} more"
+    return detail, fields
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service(_: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.detail), exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        detail, fields = describe_validation(exc.errors())
+        return JSONResponse(error_body("invalid_input", detail, fields=fields), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(error_body("internal", "unexpected server error; see the logs"), 500)

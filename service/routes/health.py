@@ -1,0 +1,32 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from service.deps import RuntimeDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+@router.get("/readyz", summary="Ready: a snapshot is loaded", response_model=None)
+async def readyz(runtime: RuntimeDep) -> JSONResponse:
+    state = runtime.serving.current
+    if state is None:
+        return JSONResponse(
+            {"status": "not ready", "detail": f"no snapshot loaded from {runtime.serving.root}"},
+            503,
+        )
+    return JSONResponse({"status": "ready", "version": state.version})
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(runtime: RuntimeDep) -> Response:
+    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

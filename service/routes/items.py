@@ -1,0 +1,157 @@
+"""The run-time catalog: add items (recommendable at once), look them up, delete them."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Path, UploadFile
+from redis.exceptions import RedisError
+
+from common.events import Identifier
+from common.items import StoredItem
+from model.image_prep import load_image
+from service.auth import require_read, require_write
+from service.deps import Runtime, RuntimeDep, StateDep
+from service.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, RedisUnavailable
+from service.schemas import ItemCreate, ItemOut
+from service.state import ServingState
+
+router = APIRouter(prefix="/v1/items", tags=["items"])
+ItemIdPath = Annotated[Identifier, Path(examples=["new-42"])]
+
+
+def _item_out(state: ServingState, item: StoredItem | None, item_id: str) -> ItemOut:
+    catalog = state.retriever.catalog
+    in_snapshot = catalog.main_rows.get(item_id) is not None
+    return ItemOut(
+        item_id=item_id,
+        source="snapshot" if in_snapshot else "runtime",
+        indexed=item_id in catalog and not catalog.is_deleted(item_id),
+        modalities=sorted(item.features) if item else sorted(state.retriever.model.config.shapes),
+        text=item.meta.get("text") if item else None,
+        created_at=item.meta.get("created_at") if item else None,
+        model_version=state.version,
+    )
+
+
+async def _exists(runtime: Runtime, state: ServingState, item_id: str) -> bool:
+    mirror = runtime.serving.catalog
+    if item_id in state.retriever.catalog or item_id in mirror.items or item_id in mirror.deleted:
+        return True
+    return await runtime.store.is_runtime_item(item_id) or await runtime.store.is_deleted(item_id)
+
+
+async def add_item(
+    runtime: Runtime, state: ServingState, item_id: str, text: str | None, image_bytes: bytes | None
+) -> ItemOut:
+    limit = runtime.settings.api.max_image_bytes
+    if image_bytes is not None and len(image_bytes) > limit:
+        raise PayloadTooLarge(f"image: {len(image_bytes)} bytes; the limit is {limit}")
+    model = state.retriever.model
+    if model.content is None:
+        raise Conflict(f"model {state.version} scores item ids only: it cannot add new items")
+    modalities = set(model.config.shapes)
+    warnings = []
+    image = None
+    if image_bytes:
+        image = await asyncio.to_thread(load_image, image_bytes)
+        if image is None:
+            raise InvalidInput("image: not a decodable image (JPEG, PNG, WebP, ... expected)")
+        if "image" not in modalities:
+            warnings.append(f"image ignored: model {state.version} reads {sorted(modalities)}")
+    has_text = bool(text and text.strip())
+    if has_text and "text" not in modalities:
+        warnings.append(f"text ignored: model {state.version} reads {sorted(modalities)}")
+    if not ((has_text and "text" in modalities) or (image is not None and "image" in modalities)):
+        raise InvalidInput(
+            f"text, image: model {state.version} reads {sorted(modalities)}; "
+            "give content in one of those"
+        )
+    try:
+        if await _exists(runtime, state, item_id):
+            raise Conflict(f"item_id: {item_id!r} exists or was deleted; ids are never reused")
+        item = await asyncio.to_thread(runtime.encoder.encode, item_id, text, image, modalities)
+        if not await runtime.store.add_item(item):
+            raise Conflict(f"item_id: {item_id!r} exists or was deleted; ids are never reused")
+    except (RedisError, OSError) as exc:
+        raise RedisUnavailable(f"catalog store unavailable ({exc}); retry shortly") from exc
+    runtime.serving.catalog.add(item)
+    runtime.serving.catalog_changed()
+    runtime.metrics.items.labels("add").inc()
+    state = runtime.serving.current or state
+    return _item_out(state, item, item_id).model_copy(update={"warnings": warnings})
+
+
+@router.post(
+    "", status_code=201, dependencies=[Depends(require_write)], summary="Add an item (JSON)"
+)
+async def post_item(body: ItemCreate, runtime: RuntimeDep, state: StateDep) -> ItemOut:
+    """Encodes the content with the frozen encoders, embeds it with the serving model
+    and indexes it before replying: it is recommendable at once, on every replica
+    within a second, and kept for every later snapshot."""
+    image = None
+    if body.image_base64:
+        try:
+            image = base64.b64decode(body.image_base64, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidInput(f"image_base64: not valid base64 ({exc})") from exc
+    return await add_item(runtime, state, body.item_id, body.text, image)
+
+
+@router.post(
+    "/upload",
+    status_code=201,
+    dependencies=[Depends(require_write)],
+    summary="Add an item (multipart upload)",
+)
+async def upload_item(
+    runtime: RuntimeDep,
+    state: StateDep,
+    item_id: Annotated[Identifier, Form()],
+    text: Annotated[str | None, Form(max_length=20_000)] = None,
+    image: Annotated[UploadFile | None, File(description="JPEG/PNG/WebP")] = None,
+) -> ItemOut:
+    """The same as POST /v1/items, with the image as a file part."""
+    data = await image.read() if image is not None else None
+    if not (text and text.strip()) and not data:
+        raise InvalidInput("text, image: give text or an image file")
+    return await add_item(runtime, state, item_id, text, data or None)
+
+
+@router.get("/{item_id}", dependencies=[Depends(require_read)], summary="Look up an item")
+async def get_item(item_id: ItemIdPath, runtime: RuntimeDep, state: StateDep) -> ItemOut:
+    catalog = state.retriever.catalog
+    item = runtime.serving.catalog.items.get(item_id)
+    if item_id in runtime.serving.catalog.deleted or catalog.is_deleted(item_id):
+        raise NotFound(f"item {item_id!r} was deleted")
+    if item is None and item_id not in catalog:
+        try:
+            item = await runtime.store.get_item(item_id)
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"catalog store unavailable ({exc})") from exc
+        if item is None:
+            raise NotFound(f"no item {item_id!r}")
+    return _item_out(state, item, item_id)
+
+
+@router.delete("/{item_id}", dependencies=[Depends(require_write)], summary="Delete an item")
+async def delete_item(item_id: ItemIdPath, runtime: RuntimeDep, state: StateDep) -> ItemOut:
+    """Never recommended again from this moment (every replica within a second)."""
+    mirror = runtime.serving.catalog
+    try:
+        known = item_id in state.retriever.catalog or item_id in mirror.items
+        known = known or await runtime.store.is_runtime_item(item_id)
+        if not known:
+            raise NotFound(f"no item {item_id!r}")
+        if not await runtime.store.delete_item(item_id):
+            raise NotFound(f"item {item_id!r} was already deleted")
+    except (RedisError, OSError) as exc:
+        raise RedisUnavailable(f"catalog store unavailable ({exc}); retry shortly") from exc
+    mirror.delete(item_id)
+    runtime.serving.catalog_changed()
+    runtime.metrics.items.labels("delete").inc()
+    out = _item_out(runtime.serving.current or state, mirror.items.get(item_id), item_id)
+    return out

@@ -1,0 +1,114 @@
+"""Holds the current serving state and changes it: swaps and catalog changes.
+
+Every assignment to `current` happens on the event loop, so the three writers
+(snapshot swap, items added or deleted here, items synced from other replicas)
+never race; the slow part of a swap (load, validate, embed, warm up) runs in a
+thread off to the side and cannot disturb requests in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from model.features import ModalitySpec
+from model.snapshot import load_snapshot
+from service.catalog import RuntimeCatalog
+from service.metrics import Metrics
+from service.settings import ServingSettings
+from service.state import ServingState, build_state
+
+log = logging.getLogger(__name__)
+
+
+class SwapFailed(Exception):
+    """A snapshot could not be served; the previous one keeps serving."""
+
+
+class Serving:
+    def __init__(
+        self,
+        root: Path,
+        settings: ServingSettings,
+        metrics: Metrics,
+        expected_features: dict[str, ModalitySpec] | None,
+    ) -> None:
+        self.root = root
+        self.settings = settings
+        self.metrics = metrics
+        self.expected_features = expected_features
+        self.catalog = RuntimeCatalog()
+        self.current: ServingState | None = None
+        self.live_popular: tuple[str, ...] = ()
+        self.failed: dict[str, str] = {}  # version -> why it was refused
+        self.swaps = 0
+        self._lock = asyncio.Lock()
+
+    def popular(self) -> list[str]:
+        """Popular items, best first: live feedback counts, then the snapshot's order."""
+        base = self.current.popular if self.current else ()
+        return list(dict.fromkeys((*self.live_popular, *base)))
+
+    def catalog_changed(self) -> None:
+        """Bring the current state up to date with the run-time catalog (cheap, in-loop)."""
+        state = self.current
+        if state is not None:
+            self._set(state.with_changes(self.catalog.since(state.catalog_seq)))
+
+    async def load(self, version: str) -> ServingState:
+        """Load, validate, warm up and swap to `version`; on failure keep the old one."""
+        async with self._lock:
+            state = self.current
+            if state is not None and state.version == version:
+                return state
+            start = time.perf_counter()
+            seq = self.catalog.seq
+            items, deleted = list(self.catalog.items.values()), set(self.catalog.deleted)
+            try:
+                snapshot = await asyncio.to_thread(
+                    load_snapshot, self.root / version, self.expected_features
+                )
+                new = await asyncio.to_thread(
+                    build_state,
+                    snapshot,
+                    items,
+                    deleted,
+                    seq,
+                    hnsw_above=self.settings.hnsw_above,
+                    ef_search=self.settings.ef_search,
+                    warmup_queries=self.settings.warmup_queries,
+                )
+            except Exception as exc:  # any failure: keep serving what we have
+                self.failed[version] = str(exc)
+                self.metrics.swaps.labels("failed").inc()
+                log.error(
+                    "snapshot %s refused, still serving %s: %s",
+                    version,
+                    state.version if state else "nothing",
+                    exc,
+                )
+                raise SwapFailed(f"snapshot {version} refused: {exc}") from exc
+            new = new.with_changes(self.catalog.since(seq))  # changes made while loading
+            self._set(new)
+            self.failed.pop(version, None)
+            self.swaps += 1
+            seconds = time.perf_counter() - start
+            self.metrics.swaps.labels("ok").inc()
+            self.metrics.swap_seconds.observe(seconds)
+            log.info(
+                "serving %s (was %s): %d items, experts %s, swap took %.2f s",
+                version,
+                state.version if state else "nothing",
+                len(new.retriever.catalog),
+                new.manifest.get("experts"),
+                seconds,
+            )
+            return new
+
+    def _set(self, state: ServingState) -> None:
+        self.current = state
+        self.metrics.index_items.set(len(state.retriever.catalog))
+        digits = state.version.lstrip("v")
+        self.metrics.model_version.set(int(digits) if digits.isdigit() else -1)

@@ -1,0 +1,54 @@
+"""Settings of the API process: the shared ones plus keys, limits and serving knobs."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+
+from common.settings import Settings
+
+
+class ApiSettings(BaseModel):
+    mode: Literal["dev", "prod"] = Field(
+        "dev", description="prod: every route needs a key and keys are mandatory"
+    )
+    read_key: SecretStr | None = Field(None, description="X-API-Key for reads (prod)")
+    write_key: SecretStr | None = Field(None, description="X-API-Key for feedback and items")
+    admin_key: SecretStr | None = Field(None, description="X-API-Key for admin routes")
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="JSON request body limit")
+    max_image_bytes: int = Field(8 << 20, ge=1024, description="decoded image size limit")
+    max_history: int = Field(200, ge=1, description="items kept per user history")
+    max_events: int = Field(1000, ge=1, description="events per feedback request")
+
+    @model_validator(mode="after")
+    def _keys_in_prod(self) -> Self:
+        if self.mode == "prod":
+            missing = [
+                f"XSMOE_API__{name.upper()}"
+                for name in ("read_key", "write_key", "admin_key")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(
+                    f"production mode needs API keys: set {', '.join(missing)} "
+                    "(or XSMOE_API__MODE=dev for an open development server)"
+                )
+        return self
+
+
+class ServingSettings(BaseModel):
+    hnsw_above: int = Field(
+        100_000, ge=0, description="catalogs larger than this use HNSW instead of exact search"
+    )
+    ef_search: int = Field(64, ge=8, description="HNSW search breadth")
+    poll_seconds: float = Field(1.0, gt=0, description="how often the snapshot pointer is read")
+    sync_block_ms: int = Field(200, ge=10, description="item-log wait per read (replica sync)")
+    threads: int = Field(1, ge=1, description="torch and FAISS threads per process")
+    warmup_queries: int = Field(8, ge=0, description="queries run on a snapshot before serving")
+    event_ttl_seconds: int = Field(7 * 86400, ge=60, description="event_id dedup memory")
+
+
+class ServiceSettings(Settings):
+    api: ApiSettings = ApiSettings()
+    serving: ServingSettings = ServingSettings()

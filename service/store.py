@@ -1,0 +1,171 @@
+"""Shared serving state in Redis: feedback stream, user histories, run-time catalog.
+
+Everything that several API replicas must agree on lives here, never in one
+process. Multi-key updates run as Lua scripts, so they are atomic: an event is
+in the stream exactly when its history update and idempotency marker are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from common.events import POSITIVE, FeedbackEvent, stream_fields
+from common.items import StoredItem
+from common.keys import Keys
+
+# ARGV: prefix, history cap, ttl, then 7 values per event. Returns {stream id, dup} per event.
+_FEEDBACK = """
+local prefix, cap, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {}
+for i = 4, #ARGV, 7 do
+  local eid, user, item, kind, ts, at, pos =
+    ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6]
+  local marker = prefix .. ':evt:' .. eid
+  local prev = redis.call('GET', marker)
+  if prev then
+    out[#out + 1] = {prev, 1}
+  else
+    local id = redis.call('XADD', prefix .. ':feedback', '*', 'event_id', eid, 'user_id', user,
+      'item_id', item, 'type', kind, 'ts', ts, 'received_at', at)
+    redis.call('SET', marker, id, 'EX', ttl)
+    if pos == '1' then
+      local hist = prefix .. ':hist:' .. user
+      redis.call('RPUSH', hist, item)
+      redis.call('LTRIM', hist, -cap, -1)
+      redis.call('ZINCRBY', prefix .. ':popular', 1, item)
+    else
+      redis.call('SADD', prefix .. ':neg:' .. user, item)
+    end
+    out[#out + 1] = {id, 0}
+  end
+end
+return out
+"""
+
+# KEYS: items set, deleted set, item hash, item log. ARGV: item id, then field/value pairs.
+_ADD_ITEM = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 or redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1
+then return 0 end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i+1]) end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('XADD', KEYS[4], '*', 'op', 'add', 'item_id', ARGV[1])
+return 1
+"""
+
+# KEYS: deleted set, item log. ARGV: item id.
+_DELETE_ITEM = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', 'op', 'delete', 'item_id', ARGV[1])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    stream_id: str
+    event_id: str
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class CatalogChange:
+    log_id: str
+    op: str  # "add" | "delete"
+    item_id: str
+
+
+class Store:
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+        self.redis = client
+        self.keys = keys
+        self._feedback = client.register_script(_FEEDBACK)
+        self._add_item = client.register_script(_ADD_ITEM)
+        self._delete_item = client.register_script(_DELETE_ITEM)
+
+    # -- feedback and histories ------------------------------------------------------
+    async def append_feedback(
+        self, events: list[FeedbackEvent], history_cap: int, ttl: int
+    ) -> list[Accepted]:
+        args: list[str | int] = [self.keys.prefix, history_cap, ttl]
+        entries = [stream_fields(e) for e in events]
+        for e in entries:
+            positive = "1" if e["type"] in POSITIVE else "0"
+            args += [e["event_id"], e["user_id"], e["item_id"], e["type"], e["ts"]]
+            args += [e["received_at"], positive]
+        result = await self._feedback(keys=[], args=args)
+        return [
+            Accepted(_text(sid), e["event_id"], bool(dup))
+            for (sid, dup), e in zip(result, entries, strict=True)
+        ]
+
+    async def user_state(self, user_id: str, n: int) -> tuple[list[str], set[str]]:
+        """The user's last `n` positive items (newest last) and their dislikes."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.lrange(self.keys.history(user_id), -n, -1)
+            pipe.smembers(self.keys.disliked(user_id))
+            history, disliked = await pipe.execute()
+        return [_text(i) for i in history], {_text(i) for i in disliked}
+
+    async def popular(self, n: int) -> list[str]:
+        ids: Any = await self.redis.zrevrange(self.keys.popular, 0, n - 1)
+        return [_text(i) for i in ids]
+
+    # -- run-time catalog ------------------------------------------------------------
+    async def add_item(self, item: StoredItem) -> bool:
+        """Store a new item and log it; False if the id exists or was deleted."""
+        args: list[Any] = [item.item_id]
+        for field_name, value in item.to_hash().items():
+            args += [field_name, value]
+        keys = [self.keys.items, self.keys.deleted, self.keys.item(item.item_id)]
+        return bool(await self._add_item(keys=[*keys, self.keys.item_log], args=args))
+
+    async def delete_item(self, item_id: str) -> bool:
+        keys = [self.keys.deleted, self.keys.item_log]
+        return bool(await self._delete_item(keys=keys, args=[item_id]))
+
+    async def is_runtime_item(self, item_id: str) -> bool:
+        return bool(await self.redis.sismember(self.keys.items, item_id))
+
+    async def is_deleted(self, item_id: str) -> bool:
+        return bool(await self.redis.sismember(self.keys.deleted, item_id))
+
+    async def get_item(self, item_id: str) -> StoredItem | None:
+        fields: Any = await self.redis.hgetall(self.keys.item(item_id))
+        return StoredItem.from_hash(item_id, fields) if fields else None
+
+    async def catalog(self) -> tuple[str, list[StoredItem], set[str]]:
+        """(log position, every run-time item, every deleted id): a replica's start."""
+        last: Any = await self.redis.xrevrange(self.keys.item_log, count=1)
+        position = _text(last[0][0]) if last else "0-0"
+        ids = sorted(_text(i) for i in await self.redis.smembers(self.keys.items))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for item_id in ids:
+                pipe.hgetall(self.keys.item(item_id))
+            hashes: list[Any] = await pipe.execute()
+        items = [StoredItem.from_hash(i, h) for i, h in zip(ids, hashes, strict=True) if h]
+        members: Any = await self.redis.smembers(self.keys.deleted)
+        deleted = {_text(i) for i in members}
+        return position, items, deleted
+
+    async def catalog_changes(self, after: str, block_ms: int) -> list[CatalogChange]:
+        reply: Any = await self.redis.xread({self.keys.item_log: after}, count=500, block=block_ms)
+        changes = []
+        for _stream, entries in reply or []:
+            for entry_id, fields in entries:
+                f = {_text(k): _text(v) for k, v in fields.items()}
+                changes.append(
+                    CatalogChange(_text(entry_id), f.get("op", ""), f.get("item_id", ""))
+                )
+        return changes
+
+    # -- snapshots -------------------------------------------------------------------
+    async def announce_snapshot(self, version: str) -> None:
+        await self.redis.set(self.keys.snapshot_pointer, version)
+        await self.redis.publish(self.keys.snapshot_channel, version)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
