@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from model.catalog_index import CatalogIndex
 from model.features import ModalitySpec
 from model.recommender import Recommender
 from model.retrieval import ItemFeatures, Retriever, embed_features
