@@ -3,6 +3,7 @@ random-init recommender over 40 items, snapshots on disk, settings pointing at t
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -86,3 +87,27 @@ def publish_snapshot(
     if make_current:
         set_current(root, path.name)
     return path.name
+
+
+def env_of(settings: ServiceSettings) -> dict[str, str]:
+    """The XSMOE_* environment that makes a `xsmoe serve` process use these settings."""
+    env = {
+        "XSMOE_REDIS_URL": settings.redis_url,
+        "XSMOE_REDIS_PREFIX": settings.redis_prefix,
+        "XSMOE_SNAPSHOT_DIR": str(settings.snapshots),
+        "XSMOE_CACHE_DIR": str(settings.cache_dir),
+        "XSMOE_TORCH_THREADS": "1",
+        "XSMOE_SERVING__POLL_SECONDS": str(settings.serving.poll_seconds),
+        "XSMOE_SERVING__SYNC_BLOCK_MS": str(settings.serving.sync_block_ms),
+        "XSMOE_SERVING__WARMUP_QUERIES": str(settings.serving.warmup_queries),
+    }
+    for group in ("text", "image"):
+        for name, value in getattr(settings, group).model_dump().items():
+            key = f"XSMOE_{group.upper()}__{name.upper()}"
+            env[key] = json.dumps(value) if isinstance(value, list) else str(value)
+    for name in ("write_key", "admin_key", "read_key"):
+        secret = getattr(settings.api, name)
+        if secret is not None:
+            env[f"XSMOE_API__{name.upper()}"] = secret.get_secret_value()
+    env["XSMOE_API__MODE"] = settings.api.mode
+    return env

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from common.logs import setup_logging
 from common.settings import Settings
 from model.errors import EncoderLoadError, ModelError
-from xsmoe import bootstrap_cmd, eval_cmd, features_cmd
+from xsmoe import bootstrap_cmd, eval_cmd, features_cmd, serve_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     features_cmd.register(commands)
     eval_cmd.register(commands)
     bootstrap_cmd.register(commands)
+    serve_cmd.register(commands)
     return parser
 
 

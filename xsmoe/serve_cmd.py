@@ -1,0 +1,53 @@
+"""`xsmoe serve`: the recommendation API (uvicorn, one process; scale with replicas)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from common.settings import Settings
+
+
+def register(commands: Any) -> None:
+    cmd = commands.add_parser(
+        "serve",
+        help="serve recommendations over HTTP (FastAPI + FAISS + Redis)",
+        description="Redis from XSMOE_REDIS_URL; keys from XSMOE_API__WRITE_KEY etc.; "
+        "OpenAPI docs at /docs.",
+    )
+    cmd.add_argument(
+        "--snapshot-dir", type=Path, help="default XSMOE_SNAPSHOT_DIR or var/snapshots"
+    )
+    cmd.add_argument("--host", default="127.0.0.1")
+    cmd.add_argument("--port", type=int, default=8000)
+    cmd.add_argument("--access-log", action="store_true", help="log every request")
+    cmd.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from service.app import create_app
+    from service.settings import ServiceSettings
+
+    try:
+        service_settings = ServiceSettings()
+    except ValidationError as exc:
+        raise SystemExit(f"error: {exc.errors()[0]['msg']}") from None
+    if args.snapshot_dir is not None:
+        service_settings = service_settings.model_copy(update={"snapshot_dir": args.snapshot_dir})
+    app = create_app(service_settings)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,  # ours (xsmoe.cli set it up)
+        access_log=args.access_log,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=5,
+    )
+    return 0
