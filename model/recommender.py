@@ -128,10 +128,11 @@ class Recommender(nn.Module):
     @torch.no_grad()
     def user_embeddings(self, histories: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """(B, T, d) right-aligned history item embeddings -> (B, d) user vectors."""
-        was_training = self.training
+        if not self.training:  # serving: no module walk twice per call
+            return self.user_states(histories, valid)[:, -1]
         self.eval()
         states = self.user_states(histories, valid)
-        self.train(was_training)
+        self.train()
         return states[:, -1]
 
     def user_embedding(self, history: torch.Tensor) -> torch.Tensor:

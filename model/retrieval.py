@@ -75,16 +75,29 @@ class Retriever:
     def with_catalog(self, catalog: CatalogIndex) -> Retriever:
         return replace(self, catalog=catalog)
 
-    def user_vector(self, history: Sequence[str]) -> tuple[np.ndarray | None, list[str]]:
-        """The user vector for a history (newest last), and the ids it did not know."""
+    def history_rows(self, history: Sequence[str]) -> tuple[list[int], list[str]]:
+        """Catalog rows of the known items (newest last, at most max_len) and unknown ids."""
         rows = [self.catalog.row_of(i) for i in history]
         known = [r for r in rows if r is not None]
         unknown = [i for i, r in zip(history, rows, strict=True) if r is None]
-        if not known:
-            return None, unknown
-        vectors = torch.from_numpy(self.catalog.vectors(known[-self.model.config.user.max_len :]))
+        return known[-self.model.config.user.max_len :], unknown
+
+    def user_vectors(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
+        """(B, d) user vectors of several non-empty histories in one forward pass."""
+        width = max(len(rows) for rows in batch)
+        items = np.zeros((len(batch), width, self.catalog.dim), np.float32)
+        valid = np.zeros((len(batch), width), bool)
+        for b, rows in enumerate(batch):  # right-aligned: newest item last
+            items[b, width - len(rows) :] = self.catalog.vectors(rows)
+            valid[b, width - len(rows) :] = True
         with torch.inference_mode():
-            return self.model.user_embedding(vectors).numpy(), unknown
+            out = self.model.user_embeddings(torch.from_numpy(items), torch.from_numpy(valid))
+        return out.numpy().copy()  # a view would keep the whole (B, T, d) state alive
+
+    def user_vector(self, history: Sequence[str]) -> tuple[np.ndarray | None, list[str]]:
+        """The user vector for a history (newest last), and the ids it did not know."""
+        rows, unknown = self.history_rows(history)
+        return (self.user_vectors([rows])[0] if rows else None), unknown
 
     def recommend(
         self,
@@ -94,13 +107,21 @@ class Retriever:
         exclude_seen: bool = True,
         exclude: Iterable[str] = (),
         popular: Sequence[str] = (),
+        vector: np.ndarray | None = None,
     ) -> RetrievalResult:
-        """Top k for a history; no usable history falls back to `popular` (best first)."""
+        """Top k for a history; no usable history falls back to `popular` (best first).
+
+        `vector`: the history's user vector if the caller already has it (batched or
+        cached); otherwise it is computed here.
+        """
         row_of = self.catalog.row_of
         excluded = {r for r in map(row_of, exclude) if r is not None}
         if exclude_seen:
             excluded |= {r for r in map(row_of, history) if r is not None}
-        vector, unknown = self.user_vector(history)
+        if vector is None:
+            vector, unknown = self.user_vector(history)
+        else:
+            unknown = self.history_rows(history)[1]
         if vector is None:
             return RetrievalResult(self._popular(popular, k, excluded), unknown, "popular")
         hits = self.catalog.search(vector, k, excluded)

@@ -42,18 +42,18 @@ def _api(request: Request) -> ApiSettings:
     return api
 
 
-def require_read(request: Request, key: KeyDep) -> None:
+async def require_read(request: Request, key: KeyDep) -> None:
     api = _api(request)
     _check(key, "read", (api.read_key, api.write_key, api.admin_key), api.mode == "prod")
 
 
-def require_write(request: Request, key: KeyDep) -> None:
+async def require_write(request: Request, key: KeyDep) -> None:
     api = _api(request)
     needed = api.mode == "prod" or api.write_key is not None
     _check(key, "write", (api.write_key, api.admin_key), needed)
 
 
-def require_admin(request: Request, key: KeyDep) -> None:
+async def require_admin(request: Request, key: KeyDep) -> None:
     api = _api(request)
     needed = api.mode == "prod" or api.admin_key is not None
     _check(key, "admin", (api.admin_key,), needed)

@@ -27,7 +27,7 @@ class Runtime:
     metrics: Metrics
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -35,7 +35,7 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_state(runtime: RuntimeDep) -> ServingState:
+async def get_state(runtime: RuntimeDep) -> ServingState:
     state = runtime.serving.current
     if state is None:
         refused = runtime.serving.failed

@@ -46,6 +46,12 @@ class Metrics:
         )
         self.index_items = Gauge("xsmoe_index_items", "Recommendable items", registry=r)
         self.model_version = Gauge("xsmoe_model_version", "Serving snapshot version", registry=r)
+        self.user_vectors = Gauge(
+            "xsmoe_user_vectors",
+            "User-vector cache hits and misses, and forward passes (batches) run",
+            ["kind"],
+            registry=r,
+        )
         self.fallbacks = Counter(
             "xsmoe_fallback_total", "Answers from popularity (no usable history)", registry=r
         )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from model.features import ModalitySpec
 from model.snapshot import load_snapshot
+from service.batcher import UserVectors
 from service.catalog import RuntimeCatalog
 from service.metrics import Metrics
 from service.settings import ServingSettings
@@ -44,6 +45,7 @@ class Serving:
         self.live_popular: tuple[str, ...] = ()
         self.failed: dict[str, str] = {}  # version -> why it was refused
         self.swaps = 0
+        self.user_vectors = UserVectors()
         self._lock = asyncio.Lock()
 
     def popular(self) -> list[str]:
@@ -92,6 +94,7 @@ class Serving:
                 raise SwapFailed(f"snapshot {version} refused: {exc}") from exc
             new = new.with_changes(self.catalog.since(seq))  # changes made while loading
             self._set(new)
+            self.user_vectors.clear()  # keyed by version; a reloaded version starts clean
             self.failed.pop(version, None)
             self.swaps += 1
             seconds = time.perf_counter() - start

@@ -45,6 +45,11 @@ end
 return out
 """
 
+# KEYS: history list, dislike set. ARGV: n. One round trip for a recommendation's reads.
+_USER_STATE = """
+return {redis.call('LRANGE', KEYS[1], -tonumber(ARGV[1]), -1), redis.call('SMEMBERS', KEYS[2])}
+"""
+
 # KEYS: items set, deleted set, item hash, item log. ARGV: item id, then field/value pairs.
 _ADD_ITEM = """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 or redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1
@@ -82,6 +87,7 @@ class Store:
         self.redis = client
         self.keys = keys
         self._feedback = client.register_script(_FEEDBACK)
+        self._user_state = client.register_script(_USER_STATE)
         self._add_item = client.register_script(_ADD_ITEM)
         self._delete_item = client.register_script(_DELETE_ITEM)
 
@@ -103,10 +109,8 @@ class Store:
 
     async def user_state(self, user_id: str, n: int) -> tuple[list[str], set[str]]:
         """The user's last `n` positive items (newest last) and their dislikes."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.lrange(self.keys.history(user_id), -n, -1)
-            pipe.smembers(self.keys.disliked(user_id))
-            history, disliked = await pipe.execute()
+        keys = [self.keys.history(user_id), self.keys.disliked(user_id)]
+        history, disliked = await self._user_state(keys=keys, args=[n])
         return [_text(i) for i in history], {_text(i) for i in disliked}
 
     async def popular(self, n: int) -> list[str]:

@@ -1,9 +1,9 @@
 """A small Python client of the xsmoe API, over httpx.
 
-    from xsmoe.client import Client
-    with Client("http://127.0.0.1:8000", api_key="...") as xs:
-        xs.feedback("196", "242")
-        print(xs.recommend(user_id="196", k=5))
+from xsmoe.client import Client
+with Client("http://127.0.0.1:8000", api_key="...") as xs:
+    xs.feedback("196", "242")
+    print(xs.recommend(user_id="196", k=5))
 """
 
 from __future__ import annotations

@@ -29,4 +29,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(runtime: RuntimeDep) -> Response:
+    v = runtime.serving.user_vectors
+    for kind, value in (("hit", v.hits), ("miss", v.misses), ("batch", v.batches)):
+        runtime.metrics.user_vectors.labels(kind).set(value)
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

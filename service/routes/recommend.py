@@ -32,12 +32,16 @@ async def recommend(
         except (RedisError, OSError):
             warnings.append("stored history unavailable (Redis unreachable): used item_ids only")
     history += request.item_ids
-    result = state.retriever.recommend(
+    retriever = state.retriever
+    rows, _ = retriever.history_rows(history)
+    vector = await runtime.serving.user_vectors.vector(retriever, rows) if rows else None
+    result = retriever.recommend(
         history,
         request.k,
         exclude_seen=request.exclude_seen,
         exclude=[*request.exclude_item_ids, *disliked],
-        popular=runtime.serving.popular(),
+        popular=runtime.serving.popular() if vector is None else (),
+        vector=vector,
     )
     if result.unknown_ids:
         unknown = list(dict.fromkeys(result.unknown_ids))

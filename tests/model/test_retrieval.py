@@ -105,3 +105,17 @@ def test_a_model_without_content_tower_cannot_embed_new_items() -> None:
     model = Recommender(replace(small_config(), n_item_ids=10))
     with pytest.raises(ValueError, match="content tower"):
         embed_features(model, _new_items(1))
+
+
+def test_batched_user_vectors_equal_one_at_a_time(tmp_path: Path) -> None:
+    r = _retriever(tmp_path)
+    histories = [[1, 2, 3], [7], [5, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29]]  # > max_len
+    batch = r.user_vectors([h[-10:] for h in histories])
+    for rows, vector in zip(histories, batch, strict=True):
+        single, _ = r.user_vector([f"i{x}" for x in rows])
+        assert single is not None
+        np.testing.assert_allclose(vector, single, atol=1e-5)
+    given = r.recommend(["i1", "i2", "i3"], 5, vector=batch[0]).items
+    computed = r.recommend(["i1", "i2", "i3"], 5).items
+    assert [x.item_id for x in given] == [x.item_id for x in computed]
+    np.testing.assert_allclose([x.score for x in given], [x.score for x in computed], rtol=1e-5)
