@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from service.settings import ServiceSettings
+
 TINY_VOCAB = [
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
     "the", "a", "toy", "story", "movie", "action", "comedy", "drama", "horror", "love",
@@ -83,3 +85,15 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     with EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False) as server:
         yield server.url
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path, redis_url: str, tiny_bert_dir: Path, tiny_dinov2_dir: Path
+) -> ServiceSettings:
+    """A tiny deployment: its own Redis key prefix, v000001 published and current."""
+    from tests.deployment import publish_snapshot, settings_for
+
+    settings = settings_for(tmp_path / "snapshots", redis_url, tiny_bert_dir, tiny_dinov2_dir)
+    publish_snapshot(settings.snapshots, settings)
+    return settings

@@ -11,19 +11,10 @@ import httpx
 import pytest
 
 from service.settings import ServiceSettings
-from tests.deployment import env_of, publish_snapshot, settings_for
+from tests.deployment import env_of
 from xsmoe.redis_server import free_port
 
 Launcher = Callable[[], str]
-
-
-@pytest.fixture
-def settings(
-    tmp_path: Path, redis_url: str, tiny_bert_dir: Path, tiny_dinov2_dir: Path
-) -> ServiceSettings:
-    settings = settings_for(tmp_path / "snapshots", redis_url, tiny_bert_dir, tiny_dinov2_dir)
-    publish_snapshot(settings.snapshots, settings)
-    return settings
 
 
 @pytest.fixture
