@@ -18,6 +18,25 @@ class Keys:
         """Stream of accepted feedback events (the worker's input)."""
         return f"{self.prefix}:feedback"
 
+    @property
+    def dead_letter(self) -> str:
+        """Stream of events the worker could not train on (malformed or poison)."""
+        return f"{self.prefix}:feedback:dead"
+
+    @property
+    def leader(self) -> str:
+        """The training leader's lock (set-if-absent with expiry)."""
+        return f"{self.prefix}:worker:leader"
+
+    def context(self, user_id: str) -> str:
+        """List of a user's items the worker has trained on (context for later windows)."""
+        return f"{self.prefix}:worker:ctx:{user_id}"
+
+    @property
+    def online(self) -> str:
+        """Hash of prequential metrics per serving version: `<version>|n`, `|hits`, `|ndcg`."""
+        return f"{self.prefix}:online"
+
     def event(self, event_id: str) -> str:
         """Idempotency marker of one event id -> its stream id."""
         return f"{self.prefix}:evt:{event_id}"

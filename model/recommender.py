@@ -93,6 +93,20 @@ class Recommender(nn.Module):
             frozen={m: moe.frozen_per_stage() for m, moe in tower.ladders.items()},
         )
 
+    def utilization(self) -> dict[str, list[list[float]]]:
+        """Per modality, per stage: each slot's share of routed output (backbone first)."""
+        tower = self.content
+        if tower is None:
+            return {}
+        out = {}
+        for m, moe in tower.ladders.items():
+            stages = []
+            for stage in moe.stage_list:
+                usage = stage.utilization()
+                stages.append([round(float(x), 4) for x in usage / usage.sum().clamp_min(1e-12)])
+            out[m] = stages
+        return out
+
     def prune_and_expand(self, tau: float, expand: bool = True) -> dict[str, list[int | None]]:
         """End of a window: prune at most one expert per stage, then add one (capped)."""
         tower = self.content

@@ -46,6 +46,9 @@ class WindowReport:
     experts: dict[str, tuple[int, ...]]
     pruned: dict[str, list[int | None]] = field(default_factory=dict)
     train_cases: int = 0
+    # modality -> per stage -> share of routed output per slot (backbone first), measured
+    # over the window's training passes, before prune/expand
+    utilization: dict[str, list[list[float]]] = field(default_factory=dict)
 
 
 def _log_popularity(sequences: list[np.ndarray], n_items: int) -> torch.Tensor:
@@ -122,6 +125,7 @@ def train_window(
             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    utilization = model.utilization()
     pruned = model.prune_and_expand(config.prune_tau) if config.expand else {}
     report = WindowReport(
         epochs=epoch,
@@ -131,6 +135,7 @@ def train_window(
         experts=model.current_config().experts,
         pruned=pruned,
         train_cases=len(chunks),
+        utilization=utilization,
     )
     log.info(
         "window trained: %d epochs (best %d, val NDCG@10 %.4f) in %.1f s; experts %s",

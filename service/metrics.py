@@ -52,6 +52,12 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.online = Gauge(
+            "xsmoe_online_metric",
+            "Prequential metrics of the serving version (worker-recorded)",
+            ["metric"],
+            registry=r,
+        )
         self.fallbacks = Counter(
             "xsmoe_fallback_total", "Answers from popularity (no usable history)", registry=r
         )

@@ -122,8 +122,14 @@ class ModelInfo(BaseModel):
     created_at: float | None
     experts: dict[str, list[int]] = Field(description="modality -> experts per stage")
     frozen: dict[str, list[int]] = Field(description="modality -> frozen experts per stage")
-    utilization: dict[str, Any]
-    metrics: dict[str, Any]
+    utilization: dict[str, Any] = Field(
+        description="modality -> stage -> share of routed output per slot (backbone first)"
+    )
+    metrics: dict[str, Any] = Field(description="offline metrics and the gate's decision")
+    gate: dict[str, Any] = Field(description="how this version was gated")
+    online: dict[str, dict[str, float]] = Field(
+        description="prequential HR@10 / NDCG@10 per version that served (from the worker)"
+    )
     items_indexed: int
     items_added_since: int = Field(description="run-time items indexed beside the snapshot")
     loaded_at: float

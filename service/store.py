@@ -165,6 +165,22 @@ class Store:
                 )
         return changes
 
+    async def online(self) -> dict[str, dict[str, float]]:
+        """Prequential HR@10 / NDCG@10 per serving version (recorded by the worker)."""
+        raw: Any = await self.redis.hgetall(self.keys.online)
+        sums: dict[str, dict[str, float]] = {}
+        for field_name, value in raw.items():
+            version, _, name = _text(field_name).partition("|")
+            sums.setdefault(version, {})[name] = float(value)
+        return {
+            v: {
+                "n": s.get("n", 0.0),
+                "hr@10": s.get("hits", 0.0) / s["n"] if s.get("n") else 0.0,
+                "ndcg@10": s.get("ndcg", 0.0) / s["n"] if s.get("n") else 0.0,
+            }
+            for v, s in sorted(sums.items())
+        }
+
     # -- snapshots -------------------------------------------------------------------
     async def announce_snapshot(self, version: str) -> None:
         await self.redis.set(self.keys.snapshot_pointer, version)

@@ -12,12 +12,15 @@ import torch
 
 from common.settings import ImageEncoderSettings, TextEncoderSettings
 from model.feature_build import CatalogEncoder
+from model.features import FeatureStore
 from model.item_tower import ItemTable
 from model.recommender import Recommender, RecommenderConfig
 from model.snapshot import save_snapshot, set_current
 from model.user_encoder import UserEncoderConfig
 from service.settings import ApiSettings, ServiceSettings, ServingSettings
+from workers.settings import WorkerOptions, WorkerSettings
 
+DATASET = "tiny"
 WORDS = ["toy", "story", "movie", "action", "comedy", "drama", "horror", "love", "war", "space"]
 ITEM_IDS = [f"m{i}" for i in range(40)]
 WRITE_KEY, ADMIN_KEY, READ_KEY = "write-secret", "admin-secret", "read-secret"
@@ -31,6 +34,7 @@ def settings_for(
     root: Path, redis_url: str, text_dir: Path, image_dir: Path, **api: object
 ) -> ServiceSettings:
     return ServiceSettings(
+        data_dir=root.parent / "data",
         redis_url=redis_url,
         redis_prefix=f"t{uuid.uuid4().hex[:10]}",
         snapshot_dir=root,
@@ -59,12 +63,15 @@ def publish_snapshot(
         settings.text.to_config(), settings.image.to_config(), cache_dir=settings.cache_dir
     )
     specs = encoder.specs()
-    texts = [item_text(int(i[1:]) if i[1:].isdigit() else n) for n, i in enumerate(ids)]
-    rows = encoder.encode(texts, [None] * len(ids), specs)["text"]
-    table = ItemTable(
-        {"text": torch.from_numpy(rows.features)}, {"text": torch.from_numpy(rows.present)}
-    )
-    n_layers, hidden = rows.features.shape[1:]
+    store = FeatureStore.open_or_create(settings.features_dir(DATASET), specs)
+    todo = [i for i in ids if i not in store]
+    if todo:
+        texts = [item_text(int(i[1:]) if i[1:].isdigit() else n) for n, i in enumerate(todo)]
+        store.append(todo, encoder.encode(texts, [None] * len(todo), specs))
+    ids = list(store.item_ids)  # the snapshot covers the store, in its row order
+    full = ItemTable.from_store(store)
+    table = ItemTable({"text": full.features["text"]}, {"text": full.present["text"]})
+    n_layers, hidden = table.features["text"].shape[1:]
     config = RecommenderConfig.for_content(
         {"text": (n_layers, hidden)},
         experts_per_stage=experts,
@@ -82,7 +89,7 @@ def publish_snapshot(
         embeddings,
         {"text": specs["text"]},
         metrics={"val_ndcg@10": 0.1 + seed / 100},
-        extra={"popular": list(ids[::-1][:5])},
+        extra={"popular": list(ids[::-1][:5]), "source": {"dataset": DATASET}},
     )
     if make_current:
         set_current(root, path.name)
@@ -92,6 +99,7 @@ def publish_snapshot(
 def env_of(settings: ServiceSettings) -> dict[str, str]:
     """The XSMOE_* environment that makes a `xsmoe serve` process use these settings."""
     env = {
+        "XSMOE_DATA_DIR": str(settings.data_dir),
         "XSMOE_REDIS_URL": settings.redis_url,
         "XSMOE_REDIS_PREFIX": settings.redis_prefix,
         "XSMOE_SNAPSHOT_DIR": str(settings.snapshots),
@@ -111,3 +119,52 @@ def env_of(settings: ServiceSettings) -> dict[str, str]:
             env[f"XSMOE_API__{name.upper()}"] = secret.get_secret_value()
     env["XSMOE_API__MODE"] = settings.api.mode
     return env
+
+
+def worker_settings_for(settings: ServiceSettings, **worker: object) -> WorkerSettings:
+    """The worker of the same deployment (same Redis prefix, snapshots, feature store)."""
+    base = {"consumer": "test-worker", "block_ms": 100, "max_epochs": 8, "context": 20}
+    return WorkerSettings(
+        data_dir=settings.data_dir,
+        redis_url=settings.redis_url,
+        redis_prefix=settings.redis_prefix,
+        snapshot_dir=settings.snapshots,
+        cache_dir=settings.cache_dir,
+        text=settings.text,
+        image=settings.image,
+        worker=WorkerOptions.model_validate({**base, **worker}),
+    )
+
+
+def worker_env(settings: WorkerSettings) -> dict[str, str]:
+    env = {
+        "XSMOE_DATA_DIR": str(settings.data_dir),
+        "XSMOE_REDIS_URL": settings.redis_url,
+        "XSMOE_REDIS_PREFIX": settings.redis_prefix,
+        "XSMOE_SNAPSHOT_DIR": str(settings.snapshots),
+        "XSMOE_TORCH_THREADS": "1",
+    }
+    for name, value in settings.worker.model_dump().items():
+        if value is not None:
+            env[f"XSMOE_WORKER__{name.upper()}"] = str(value)
+    return env
+
+
+def planted_events(
+    n_users: int, length: int, seed: int = 0, prefix: str = "u"
+) -> list[dict[str, str]]:
+    """Users walking the catalog cycle m_i -> m_(i+1): a pattern a model can learn.
+    Interleaved in time: step k of every user, then step k + 1."""
+    rng = np.random.default_rng(seed)
+    events = []
+    for u in range(n_users):
+        start = int(rng.integers(len(ITEM_IDS)))
+        for k in range(length):
+            events.append(
+                {
+                    "event_id": f"{prefix}{u}-{k}-{seed}",
+                    "user_id": f"{prefix}{u}",
+                    "item_id": ITEM_IDS[(start + k) % len(ITEM_IDS)],
+                }
+            )
+    return [events[i] for i in sorted(range(len(events)), key=lambda i: i % length)]

@@ -76,6 +76,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 "trained_interactions": n_trained,
             },
             "popular": [item for item, _ in seen.most_common(1000)],
+            "utilization": reports[-1].utilization,
             "windows": [
                 {"epochs": r.epochs, "val_ndcg@10": r.best_val_ndcg, "seconds": round(r.seconds, 2)}
                 for r in reports

@@ -9,7 +9,14 @@ from collections.abc import Sequence
 from common.logs import setup_logging
 from common.settings import Settings
 from model.errors import EncoderLoadError, ModelError
-from xsmoe import bootstrap_cmd, eval_cmd, features_cmd, serve_cmd
+from xsmoe import (
+    bootstrap_cmd,
+    eval_cmd,
+    features_cmd,
+    serve_cmd,
+    snapshot_cmd,
+    worker_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cmd.register(commands)
     bootstrap_cmd.register(commands)
     serve_cmd.register(commands)
+    worker_cmd.register(commands)
+    snapshot_cmd.register(commands)
     return parser
 
 

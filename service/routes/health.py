@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
 
 from service.deps import RuntimeDep
 
@@ -32,4 +35,10 @@ async def metrics(runtime: RuntimeDep) -> Response:
     v = runtime.serving.user_vectors
     for kind, value in (("hit", v.hits), ("miss", v.misses), ("batch", v.batches)):
         runtime.metrics.user_vectors.labels(kind).set(value)
+    state = runtime.serving.current
+    if state is not None:
+        with contextlib.suppress(RedisError, OSError):
+            online = (await runtime.store.online()).get(state.version, {})
+            for name in ("hr@10", "ndcg@10", "n"):
+                runtime.metrics.online.labels(name).set(online.get(name, 0.0))
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

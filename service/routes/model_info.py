@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
+from redis.exceptions import RedisError
 
 from service.auth import require_read
 from service.deps import RuntimeDep, StateDep
@@ -16,6 +17,10 @@ async def get_model(runtime: RuntimeDep, state: StateDep) -> ModelInfo:
     manifest = state.manifest
     config = state.retriever.model.current_config()
     catalog = state.retriever.catalog
+    try:
+        online = await runtime.store.online()
+    except (RedisError, OSError):
+        online = {}
     return ModelInfo(
         version=state.version,
         parent=manifest.get("parent"),
@@ -24,6 +29,8 @@ async def get_model(runtime: RuntimeDep, state: StateDep) -> ModelInfo:
         frozen={m: list(c) for m, c in config.frozen.items()},
         utilization=manifest.get("utilization", {}),
         metrics=manifest.get("metrics", {}),
+        gate=manifest.get("gate", {}),
+        online=online,
         items_indexed=len(catalog),
         items_added_since=len(catalog.added_ids),
         loaded_at=state.loaded_at,

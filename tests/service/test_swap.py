@@ -66,7 +66,10 @@ def test_corrupt_or_incompatible_snapshots_are_refused_and_the_old_one_serves(
     assert client.post("/v1/recommendations", json={"item_ids": ["m1"]}).status_code == 200
     # Features from another encoder (a 3-layer view of the text model) are refused too.
     other = settings.model_copy(
-        update={"text": settings.text.model_copy(update={"layers": [0, 2]})}
+        update={
+            "text": settings.text.model_copy(update={"layers": [0, 2]}),
+            "data_dir": tmp_path / "other",  # its own feature store
+        }
     )
     odd = publish_snapshot(root, other, seed=3)
     wait_for(lambda: odd in client.get("/v1/model").json()["refused"])

@@ -1,0 +1,47 @@
+"""Brings items added at run time (features kept in Redis) into the worker's feature
+store, so every later snapshot includes them."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import redis
+
+from common.items import StoredItem
+from common.keys import Keys
+from model.features import FeatureStore, ModalityRows
+
+log = logging.getLogger(__name__)
+
+
+def sync_runtime_items(client: redis.Redis, keys: Keys, store: FeatureStore) -> int:
+    """Append the run-time items the store lacks; returns how many were added."""
+    members: Any = client.smembers(keys.items)
+    missing = sorted(i for i in (m.decode() for m in members) if i not in store)
+    if not missing:
+        return 0
+    with client.pipeline(transaction=False) as pipe:
+        for item_id in missing:
+            pipe.hgetall(keys.item(item_id))
+        hashes: list[Any] = pipe.execute()
+    added = []
+    for item_id, fields in zip(missing, hashes, strict=True):
+        try:
+            added.append(StoredItem.from_hash(item_id, fields))
+        except ValueError as exc:
+            log.error("run-time item skipped: %s", exc)
+    rows = {}
+    for m, spec in store.specs.items():
+        feats = np.zeros((len(added), spec.n_layers, spec.hidden), np.float32)
+        present = np.zeros(len(added), bool)
+        for j, item in enumerate(added):
+            f = item.features.get(m)
+            if f is not None and f.shape == (spec.n_layers, spec.hidden):
+                feats[j], present[j] = f, True
+        rows[m] = ModalityRows(feats, present)
+    if added:
+        store.append([i.item_id for i in added], rows)
+        log.info("feature store: %d run-time items added (now %d)", len(added), len(store))
+    return len(added)

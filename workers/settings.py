@@ -1,0 +1,38 @@
+"""Settings of the worker process: the shared ones plus windowing, gate and retention."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from common.settings import Settings
+
+
+class WorkerOptions(BaseModel):
+    consumer: str = Field(
+        default_factory=socket.gethostname,
+        description="stable consumer name in the group (default: host name)",
+    )
+    group: str = Field("trainers", description="consumer group on the feedback stream")
+    window_events: int = Field(10_000, ge=2, description="a window closes at this many events")
+    window_seconds: float = Field(300.0, gt=0, description="... or this long after its first")
+    block_ms: int = Field(1000, ge=10, description="XREADGROUP BLOCK per read")
+    claim_idle_ms: int = Field(60_000, ge=100, description="claim others' entries idle this long")
+    max_failures: int = Field(3, ge=1, description="failed windows before events are dead-lettered")
+    epsilon: float = Field(0.005, ge=0, description="gate: promote if NDCG@10 >= serving - epsilon")
+    keep: int = Field(5, ge=1, description="snapshots kept (older ones are deleted)")
+    max_epochs: int = Field(30, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    val_fraction: float = Field(0.15, gt=0, lt=0.5, description="early-stopping part of a window")
+    gate_fraction: float = Field(0.15, gt=0, lt=0.5, description="held-out tail the gate scores")
+    lock_ttl_ms: int = Field(30_000, ge=1000, description="leader lock expiry (renewed at 1/3)")
+    context: int = Field(50, ge=0, description="earlier items per user given as context")
+    train: bool = Field(True, description="false: consume and ack only (ingestion benchmark)")
+    dataset: str = Field("ml-100k", description="feature store name if the snapshot names none")
+    features_dir: Path | None = Field(None, description="feature store (default by dataset)")
+
+
+class WorkerSettings(Settings):
+    worker: WorkerOptions = WorkerOptions()
