@@ -29,12 +29,12 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
 from bench.serve import ensure_snapshot, start
+from common import ledger
 from common.events import FeedbackEvent, stream_fields
 from common.keys import Keys
 from common.settings import Settings
 from model.data import load_movielens_100k
 from model.snapshot import current_version, set_current
-from workers import ledger
 from workers.settings import WorkerOptions, WorkerSettings
 from workers.worker import Worker
 from xsmoe.redis_server import EmbeddedRedis, free_port

@@ -16,11 +16,12 @@ from fastapi import FastAPI
 from common.keys import Keys
 from model.feature_build import CatalogEncoder
 from service import errors
+from service.dashboard.traffic import SAMPLE_EVERY_S, TrafficSampler
 from service.deps import Runtime
 from service.item_encoder import ItemEncoder
 from service.limits import BodyLimit
 from service.metrics import LatencyMiddleware, Metrics
-from service.routes import admin, feedback, health, items, model_info, recommend
+from service.routes import admin, dashboard, feedback, health, items, model_info, recommend
 from service.serving import Serving
 from service.settings import ServiceSettings
 from service.store import Store
@@ -37,6 +38,12 @@ new snapshots are swapped in without a failed request.
 Writes need `X-API-Key` (the write key); admin routes need the admin key; in
 prod mode reads need a key too.
 """
+
+
+async def _sample_forever(traffic: TrafficSampler) -> None:
+    while True:
+        traffic.sample()
+        await asyncio.sleep(SAMPLE_EVERY_S)
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
@@ -57,7 +64,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         keys = Keys(settings.redis_prefix)
         store = Store(client, keys)
         serving = Serving(settings.snapshots, settings.serving, metrics, specs)
-        runtime = Runtime(settings, keys, store, serving, ItemEncoder(encoder, specs), metrics)
+        traffic = TrafficSampler(metrics)
+        runtime = Runtime(
+            settings, keys, store, serving, ItemEncoder(encoder, specs), metrics, traffic
+        )
         app.state.runtime = runtime
         if settings.api.mode == "dev" and not (settings.api.write_key and settings.api.admin_key):
             log.warning("dev mode without write/admin keys: writes and admin routes are open")
@@ -70,6 +80,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         tasks += [
             asyncio.create_task(watcher.poll_forever(), name="snapshot-poll"),
             asyncio.create_task(watcher.listen_forever(), name="snapshot-listen"),
+            asyncio.create_task(_sample_forever(traffic), name="traffic-sampler"),
         ]
         log.info(
             "serving %s from %s (Redis %s, prefix %s)",
@@ -93,7 +104,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (recommend, feedback, items, model_info, admin, health):
+    for module in (recommend, feedback, items, model_info, admin, health, dashboard):
         app.include_router(module.router)
     upload_limit = settings.api.max_image_bytes * 4 // 3 + (64 << 10)
     app.add_middleware(BodyLimit, json_limit=settings.api.max_body_bytes, upload_limit=upload_limit)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader
 from pydantic import SecretStr
 
@@ -45,6 +45,13 @@ def _api(request: Request) -> ApiSettings:
 async def require_read(request: Request, key: KeyDep) -> None:
     api = _api(request)
     _check(key, "read", (api.read_key, api.write_key, api.admin_key), api.mode == "prod")
+
+
+async def require_read_query(
+    request: Request, key: KeyDep, query_key: Annotated[str | None, Query(alias="key")] = None
+) -> None:
+    """For pages a browser opens: the key may come as `?key=` instead of a header."""
+    await require_read(request, key or query_key)
 
 
 async def require_write(request: Request, key: KeyDep) -> None:

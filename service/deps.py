@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from common.keys import Keys
+from service.dashboard.traffic import TrafficSampler
 from service.errors import NoModel
 from service.item_encoder import ItemEncoder
 from service.metrics import Metrics
@@ -25,6 +26,7 @@ class Runtime:
     serving: Serving
     encoder: ItemEncoder
     metrics: Metrics
+    traffic: TrafficSampler
 
 
 async def get_runtime(request: Request) -> Runtime:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from common.events import POSITIVE, FeedbackEvent, stream_fields
 from common.items import StoredItem
@@ -180,6 +181,23 @@ class Store:
             }
             for v, s in sorted(sums.items())
         }
+
+    async def lag(self) -> dict[str, int]:
+        """Feedback stream length, the worker group's pending and lag, dead-lettered count."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xlen(self.keys.feedback)
+            pipe.xlen(self.keys.dead_letter)
+            length, dead = await pipe.execute()
+        out = {"length": int(length), "dead": int(dead), "pending": 0, "lag": int(length)}
+        try:
+            groups: Any = await self.redis.xinfo_groups(self.keys.feedback)
+        except ResponseError:  # no stream or group yet
+            return out
+        for group in groups:
+            out["pending"] = int(group.get("pending", 0))
+            lag = group.get("lag")
+            out["lag"] = int(lag) if lag is not None else out["pending"]
+        return out
 
     # -- snapshots -------------------------------------------------------------------
     async def announce_snapshot(self, version: str) -> None:

@@ -21,6 +21,7 @@ import redis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
+from common import ledger
 from common.events import POSITIVE, FeedbackEvent, from_stream_fields
 from common.keys import Keys
 from model.features import FeatureStore
@@ -33,7 +34,6 @@ from model.snapshot import (
     save_snapshot,
     set_current,
 )
-from workers import ledger
 from workers.catalog import sync_runtime_items
 from workers.consumer import Entry, FeedbackConsumer
 from workers.leader import LeaderLock
@@ -156,6 +156,9 @@ class Worker:
             version = self._save(result, serving, store, table)
         record = self._record(result.outcome, result.reason, version, serving, ordered, stream_ids)
         record["metrics"] = result.metrics
+        if result.candidate is not None and result.report is not None:
+            record["experts"] = {m: list(c) for m, c in result.report.experts.items()}
+            record["utilization"] = result.report.utilization
         record["online"] = {"version": serving.version, **result.online}
         self.commit(record)
 

@@ -13,8 +13,10 @@ from xsmoe import (
     bootstrap_cmd,
     eval_cmd,
     features_cmd,
+    replay_cmd,
     serve_cmd,
     snapshot_cmd,
+    up_cmd,
     worker_cmd,
 )
 
@@ -32,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.register(commands)
     worker_cmd.register(commands)
     snapshot_cmd.register(commands)
+    up_cmd.register(commands)
+    replay_cmd.register(commands)
     return parser
 
 

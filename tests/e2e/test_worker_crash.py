@@ -16,11 +16,11 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from common import ledger
 from common.keys import Keys
 from service.app import create_app
 from service.settings import ServiceSettings
 from tests.deployment import WRITE_KEY, planted_events, worker_env, worker_settings_for
-from workers import ledger
 
 pytestmark = pytest.mark.slow
 

@@ -12,12 +12,12 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from common import ledger
 from common.keys import Keys
 from model.snapshot import current_version
 from service.app import create_app
 from service.settings import ServiceSettings
 from tests.deployment import WRITE_KEY, planted_events, worker_settings_for
-from workers import ledger
 from workers.leader import LeaderLock
 from workers.worker import Worker
 
