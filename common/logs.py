@@ -11,6 +11,8 @@ def setup_logging(level: str = "INFO") -> None:
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for chatty in ("httpx", "httpcore"):  # one line per request is noise in our logs
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     # transformers prints progress bars and hub chatter of its own; keep ours only.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:

@@ -92,6 +92,7 @@ def _quality(d: DashboardData) -> str:
     return svg.line_chart(
         "per window: held-out NDCG@10 (candidate vs serving) and online HR@10",
         {"candidate NDCG@10": cand, "serving NDCG@10": serv, "online HR@10": online},
+        x_labels={float(w["window"]): f"w{w['window']}" for w in d.windows[-20:]},
         y_min=0.0,
     )
 
