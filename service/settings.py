@@ -27,7 +27,7 @@ class ApiSettings(BaseModel):
             missing = [
                 f"XSMOE_API__{name.upper()}"
                 for name in ("read_key", "write_key", "admin_key")
-                if not getattr(self, name)
+                if not (getattr(self, name) and getattr(self, name).get_secret_value())
             ]
             if missing:
                 raise ValueError(

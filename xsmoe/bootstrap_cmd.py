@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from common.settings import Settings
 from model.recommender import Recommender
-from model.snapshot import save_snapshot, set_current
+from model.snapshot import current_version, save_snapshot, set_current
 from model.streaming import ProtocolConfig
 from model.train import TrainConfig, train_window
 from xsmoe import pipeline
@@ -30,13 +30,19 @@ def register(commands: Any) -> None:
     cmd.add_argument("--train-windows", type=int, default=5, help="how many first windows to train")
     cmd.add_argument("--max-epochs", type=int, default=30)
     cmd.add_argument("--seed", type=int, default=0)
+    cmd.add_argument(
+        "--if-missing", action="store_true", help="do nothing if a current snapshot exists"
+    )
     cmd.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if not 1 <= args.train_windows <= args.windows:
         raise SystemExit("error: --train-windows must be within 1..--windows")
-    out: Path = args.out or settings.data_dir / "snapshots"
+    out: Path = args.out or settings.snapshots
+    if args.if_missing and current_version(out) is not None:
+        print(f"snapshot {current_version(out)} is current in {out}: nothing to do")  # noqa: T201
+        return 0
     dataset = pipeline.load_dataset(args.dataset)
     store, _ = pipeline.ensure_features(settings, dataset.name, dataset.items)
     table = pipeline.content_table(store)
