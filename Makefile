@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml requirements-assets.txt | $(BIN)/python
 	touch $@
 
 run: setup
-	$(BIN)/xsmoe features build --dataset ml-100k
+	$(BIN)/xsmoe up
 
 test: setup
 	$(BIN)/python -m pytest
