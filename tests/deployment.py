@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.settings import ImageEncoderSettings, TextEncoderSettings
+from common.settings import ImageEncoderSettings, Settings, TextEncoderSettings
 from model.feature_build import CatalogEncoder
 from model.features import FeatureStore
 from model.item_tower import ItemTable
@@ -96,8 +96,8 @@ def publish_snapshot(
     return path.name
 
 
-def env_of(settings: ServiceSettings) -> dict[str, str]:
-    """The XSMOE_* environment that makes a `xsmoe serve` process use these settings."""
+def _shared_env(settings: Settings) -> dict[str, str]:
+    """XSMOE_* variables of the settings every process of a deployment shares."""
     env = {
         "XSMOE_DATA_DIR": str(settings.data_dir),
         "XSMOE_REDIS_URL": settings.redis_url,
@@ -105,14 +105,19 @@ def env_of(settings: ServiceSettings) -> dict[str, str]:
         "XSMOE_SNAPSHOT_DIR": str(settings.snapshots),
         "XSMOE_CACHE_DIR": str(settings.cache_dir),
         "XSMOE_TORCH_THREADS": "1",
-        "XSMOE_SERVING__POLL_SECONDS": str(settings.serving.poll_seconds),
-        "XSMOE_SERVING__SYNC_BLOCK_MS": str(settings.serving.sync_block_ms),
-        "XSMOE_SERVING__WARMUP_QUERIES": str(settings.serving.warmup_queries),
     }
     for group in ("text", "image"):
         for name, value in getattr(settings, group).model_dump().items():
             key = f"XSMOE_{group.upper()}__{name.upper()}"
             env[key] = json.dumps(value) if isinstance(value, list) else str(value)
+    return env
+
+
+def env_of(settings: ServiceSettings) -> dict[str, str]:
+    """The environment that makes a `xsmoe serve` process use these settings."""
+    env = _shared_env(settings)
+    for name in ("poll_seconds", "sync_block_ms", "warmup_queries"):
+        env[f"XSMOE_SERVING__{name.upper()}"] = str(getattr(settings.serving, name))
     for name in ("write_key", "admin_key", "read_key"):
         secret = getattr(settings.api, name)
         if secret is not None:
@@ -137,13 +142,8 @@ def worker_settings_for(settings: ServiceSettings, **worker: object) -> WorkerSe
 
 
 def worker_env(settings: WorkerSettings) -> dict[str, str]:
-    env = {
-        "XSMOE_DATA_DIR": str(settings.data_dir),
-        "XSMOE_REDIS_URL": settings.redis_url,
-        "XSMOE_REDIS_PREFIX": settings.redis_prefix,
-        "XSMOE_SNAPSHOT_DIR": str(settings.snapshots),
-        "XSMOE_TORCH_THREADS": "1",
-    }
+    """The environment that makes a `xsmoe worker` process use these settings."""
+    env = _shared_env(settings)
     for name, value in settings.worker.model_dump().items():
         if value is not None:
             env[f"XSMOE_WORKER__{name.upper()}"] = str(value)
