@@ -19,18 +19,21 @@ from model.retrieval import Retriever
 
 MAX_BATCH = 64
 
-Key = tuple[str, tuple[int, ...]]
+# (version, history rows as int32 bytes): bytes are not tracked by the garbage
+# collector, tuples of ints are; 10,000 cached tuples made gen-2 collections stall
+# the event loop for tens of milliseconds.
+Key = tuple[str, bytes]
 
 
 class UserVectors:
     def __init__(self, cache_size: int = 10_000) -> None:
         self.cache_size = cache_size
         self._cache: OrderedDict[Key, np.ndarray] = OrderedDict()
-        self._pending: list[tuple[Retriever, tuple[int, ...], asyncio.Future[np.ndarray]]] = []
+        self._pending: list[tuple[Retriever, Sequence[int], asyncio.Future[np.ndarray]]] = []
         self.hits = self.misses = self.batches = 0
 
     async def vector(self, retriever: Retriever, rows: Sequence[int]) -> np.ndarray:
-        key = (retriever.version, tuple(rows))
+        key = (retriever.version, np.asarray(rows, np.int32).tobytes())
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
@@ -40,7 +43,7 @@ class UserVectors:
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         if not self._pending:
             asyncio.get_running_loop().call_soon(self._flush)
-        self._pending.append((retriever, key[1], future))
+        self._pending.append((retriever, rows, future))
         return await future
 
     def clear(self) -> None:
@@ -48,7 +51,7 @@ class UserVectors:
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
-        groups: dict[int, list[tuple[Retriever, tuple[int, ...], asyncio.Future[np.ndarray]]]]
+        groups: dict[int, list[tuple[Retriever, Sequence[int], asyncio.Future[np.ndarray]]]]
         groups = {}
         for entry in pending:  # one batch per serving state (a swap may split a turn)
             groups.setdefault(id(entry[0]), []).append(entry)
@@ -65,7 +68,8 @@ class UserVectors:
                     continue
                 self.batches += 1
                 for (_, rows, future), vector in zip(chunk, vectors, strict=True):
-                    self._cache[(retriever.version, rows)] = vector
+                    key = (retriever.version, np.asarray(rows, np.int32).tobytes())
+                    self._cache[key] = vector
                     if not future.done():
                         future.set_result(vector)
         while len(self._cache) > self.cache_size:

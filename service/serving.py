@@ -9,6 +9,7 @@ thread off to the side and cannot disturb requests in flight.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from pathlib import Path
@@ -95,6 +96,8 @@ class Serving:
             new = new.with_changes(self.catalog.since(seq))  # changes made while loading
             self._set(new)
             self.user_vectors.clear()  # keyed by version; a reloaded version starts clean
+            if state is None:  # the first load, before serving: park the imports and
+                gc.freeze()  # this state outside the collector, so its passes stay short
             self.failed.pop(version, None)
             self.swaps += 1
             seconds = time.perf_counter() - start

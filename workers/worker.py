@@ -153,7 +153,7 @@ class Worker:
             return
         version = None
         if result.candidate is not None:
-            version = self._save(result, serving, store, table)
+            version = self._save(result, serving, store, table, stream_ids)
         record = self._record(result.outcome, result.reason, version, serving, ordered, stream_ids)
         record["metrics"] = result.metrics
         if result.candidate is not None and result.report is not None:
@@ -163,7 +163,12 @@ class Worker:
         self.commit(record)
 
     def _save(
-        self, result: WindowResult, serving: Snapshot, store: FeatureStore, table: ItemTable
+        self,
+        result: WindowResult,
+        serving: Snapshot,
+        store: FeatureStore,
+        table: ItemTable,
+        stream_ids: list[str],
     ) -> str:
         assert result.candidate is not None and result.report is not None
         embeddings = result.candidate.item_embeddings(table).numpy()
@@ -178,7 +183,12 @@ class Worker:
             metrics=result.metrics,
             extra={
                 "gate": {"outcome": result.outcome, "reason": result.reason},
-                "window": {"number": self.window_no, "trained_events": result.report.train_cases},
+                "window": {
+                    "number": self.window_no,
+                    "events": len(stream_ids),
+                    "stream_range": [stream_ids[0], stream_ids[-1]] if stream_ids else [],
+                    "trained_sequences": result.report.train_cases,
+                },
                 "utilization": result.report.utilization,
                 "pruned": result.report.pruned,
                 "popular": manifest.get("popular", []),

@@ -101,3 +101,7 @@ def test_sigkill_during_training_and_after_commit_loses_and_repeats_nothing(
     for record in records:  # manifests agree with the ledger
         manifest = json.loads((root / record["version"] / "manifest.json").read_text())
         assert manifest["window"]["number"] == record["window"]
+        assert manifest["window"]["stream_range"] == [
+            record["stream_ids"][0],
+            record["stream_ids"][-1],
+        ]
