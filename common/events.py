@@ -10,7 +10,6 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 EventType = Literal["click", "view", "purchase", "like", "dislike"]
-EVENT_TYPES: tuple[str, ...] = ("click", "view", "purchase", "like", "dislike")
 # Positive feedback extends the user's history (and trains the model); a dislike
 # only removes the item from that user's recommendations.
 POSITIVE: frozenset[str] = frozenset({"click", "view", "purchase", "like"})

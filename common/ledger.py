@@ -36,8 +36,3 @@ def records(root: Path) -> list[dict[str, Any]]:
         except ValueError:
             continue
     return out
-
-
-def last(root: Path) -> dict[str, Any] | None:
-    found = records(root)
-    return found[-1] if found else None

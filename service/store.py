@@ -17,28 +17,30 @@ from common.events import POSITIVE, FeedbackEvent, stream_fields
 from common.items import StoredItem
 from common.keys import Keys
 
-# ARGV: prefix, history cap, ttl, then 7 values per event. Returns {stream id, dup} per event.
+# KEYS: stream, popularity, then per event: idempotency marker, history, dislikes
+# (every key named by common.keys, declared as a key). ARGV: history cap, ttl, then 7
+# values per event. Returns {stream id, duplicate} per event.
 _FEEDBACK = """
-local prefix, cap, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local cap, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out = {}
-for i = 4, #ARGV, 7 do
+for n = 0, (#ARGV - 2) / 7 - 1 do
+  local i, k = 3 + 7 * n, 3 + 3 * n
   local eid, user, item, kind, ts, at, pos =
     ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6]
-  local marker = prefix .. ':evt:' .. eid
+  local marker, hist, neg = KEYS[k], KEYS[k+1], KEYS[k+2]
   local prev = redis.call('GET', marker)
   if prev then
     out[#out + 1] = {prev, 1}
   else
-    local id = redis.call('XADD', prefix .. ':feedback', '*', 'event_id', eid, 'user_id', user,
+    local id = redis.call('XADD', KEYS[1], '*', 'event_id', eid, 'user_id', user,
       'item_id', item, 'type', kind, 'ts', ts, 'received_at', at)
     redis.call('SET', marker, id, 'EX', ttl)
     if pos == '1' then
-      local hist = prefix .. ':hist:' .. user
       redis.call('RPUSH', hist, item)
       redis.call('LTRIM', hist, -cap, -1)
-      redis.call('ZINCRBY', prefix .. ':popular', 1, item)
+      redis.call('ZINCRBY', KEYS[2], 1, item)
     else
-      redis.call('SADD', prefix .. ':neg:' .. user, item)
+      redis.call('SADD', neg, item)
     end
     out[#out + 1] = {id, 0}
   end
@@ -96,13 +98,20 @@ class Store:
     async def append_feedback(
         self, events: list[FeedbackEvent], history_cap: int, ttl: int
     ) -> list[Accepted]:
-        args: list[str | int] = [self.keys.prefix, history_cap, ttl]
+        keys = [self.keys.feedback, self.keys.popular]
+        args: list[str | int] = [history_cap, ttl]
         entries = [stream_fields(e) for e in events]
         for e in entries:
+            user = e["user_id"]
+            keys += [
+                self.keys.event(e["event_id"]),
+                self.keys.history(user),
+                self.keys.disliked(user),
+            ]
             positive = "1" if e["type"] in POSITIVE else "0"
-            args += [e["event_id"], e["user_id"], e["item_id"], e["type"], e["ts"]]
+            args += [e["event_id"], user, e["item_id"], e["type"], e["ts"]]
             args += [e["received_at"], positive]
-        result = await self._feedback(keys=[], args=args)
+        result = await self._feedback(keys=keys, args=args)
         return [
             Accepted(_text(sid), e["event_id"], bool(dup))
             for (sid, dup), e in zip(result, entries, strict=True)
