@@ -9,6 +9,7 @@ into every later snapshot.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,3 +43,24 @@ class StoredItem:
         except (KeyError, ValueError, TypeError) as exc:
             raise ValueError(f"stored item {item_id!r} is damaged: {exc}") from exc
         return cls(item_id, meta, features)
+
+    def fits(self, modality: str, shape: tuple[int, int]) -> bool:
+        """Whether this item has features of `modality` with this (layers, hidden) shape."""
+        f = self.features.get(modality)
+        return f is not None and tuple(f.shape) == shape
+
+
+def stack_features(
+    items: Sequence[StoredItem], shapes: Mapping[str, tuple[int, int]]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per modality: (B, L, H) features and (B,) presence; a modality an item lacks, or
+    has in another shape, is zeros and absent."""
+    out = {}
+    for m, (n_layers, hidden) in shapes.items():
+        feats = np.zeros((len(items), n_layers, hidden), np.float32)
+        present = np.zeros(len(items), bool)
+        for j, item in enumerate(items):
+            if item.fits(m, (n_layers, hidden)):
+                feats[j], present[j] = item.features[m], True
+        out[m] = (feats, present)
+    return out

@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from common.items import StoredItem
-from model.recommender import Recommender
+from common.items import StoredItem, stack_features
 from model.retrieval import ItemFeatures, Retriever, embed_features
 from model.snapshot import Snapshot
 from service.catalog import CatalogOp
@@ -38,39 +37,35 @@ class ServingState:
     def with_changes(self, ops: Sequence[CatalogOp]) -> ServingState:
         if not ops:
             return self
-        added = [op.item for op in ops if op.item is not None]
-        catalog = self.retriever.catalog
-        if added and self.retriever.model.content is not None:
-            usable, features = item_features(self.retriever.model, added)
-            if usable:
-                vectors = embed_features(self.retriever.model, features)
-                catalog = catalog.with_items([i.item_id for i in usable], vectors)
-        catalog = catalog.without(op.item_id for op in ops if op.item is None)
-        return replace(
-            self, retriever=self.retriever.with_catalog(catalog), catalog_seq=ops[-1].seq
-        )
+        retriever = with_items(self.retriever, [op.item for op in ops if op.item is not None])
+        catalog = retriever.catalog.without(op.item_id for op in ops if op.item is None)
+        return replace(self, retriever=retriever.with_catalog(catalog), catalog_seq=ops[-1].seq)
 
 
-def item_features(
-    model: Recommender, items: Iterable[StoredItem]
-) -> tuple[list[StoredItem], ItemFeatures]:
-    """Stack stored features for the model's modalities; items with none are left out."""
+def with_items(retriever: Retriever, items: Sequence[StoredItem]) -> Retriever:
+    """The retriever with run-time items it lacks embedded by its model and indexed;
+    items with no modality the model reads are left out (and logged)."""
+    model = retriever.model
+    missing = [i for i in items if i.item_id not in retriever.catalog]
+    if not missing or model.content is None:
+        return retriever
     shapes = model.config.shapes
-    usable = [i for i in items if any(_fits(i, m, shape) for m, shape in shapes.items())]
-    features, present = {}, {}
-    for m, (n_layers, hidden) in shapes.items():
-        feats = np.zeros((len(usable), n_layers, hidden), np.float32)
-        mask = np.zeros(len(usable), bool)
-        for j, item in enumerate(usable):
-            if _fits(item, m, (n_layers, hidden)):
-                feats[j], mask[j] = item.features[m], True
-        features[m], present[m] = feats, mask
-    return usable, ItemFeatures(features, present)
-
-
-def _fits(item: StoredItem, modality: str, shape: tuple[int, int]) -> bool:
-    f = item.features.get(modality)
-    return f is not None and tuple(f.shape) == shape
+    usable = [i for i in missing if any(i.fits(m, shape) for m, shape in shapes.items())]
+    if len(usable) < len(missing):
+        log.warning(
+            "%d run-time items have no modality model %s uses; not indexed",
+            len(missing) - len(usable),
+            retriever.version,
+        )
+    if not usable:
+        return retriever
+    stacked = stack_features(usable, shapes)
+    features = {m: f for m, (f, _) in stacked.items()}
+    present = {m: p for m, (_, p) in stacked.items()}
+    vectors = embed_features(model, ItemFeatures(features, present))
+    return retriever.with_catalog(
+        retriever.catalog.with_items([i.item_id for i in usable], vectors)
+    )
 
 
 def build_state(
@@ -85,19 +80,7 @@ def build_state(
 ) -> ServingState:
     """A new serving state: snapshot + run-time items re-embedded + deletions; warmed up."""
     retriever = Retriever.from_snapshot(snapshot, hnsw_above=hnsw_above, ef_search=ef_search)
-    missing = [i for i in items if i.item_id not in retriever.catalog]
-    if missing and retriever.model.content is not None:
-        usable, features = item_features(retriever.model, missing)
-        if len(usable) < len(missing):
-            log.warning(
-                "%d run-time items have no modality model %s uses; not indexed",
-                len(missing) - len(usable),
-                snapshot.version,
-            )
-        if usable:
-            vectors = embed_features(retriever.model, features)
-            catalog = retriever.catalog.with_items([i.item_id for i in usable], vectors)
-            retriever = retriever.with_catalog(catalog)
+    retriever = with_items(retriever, items)
     retriever = retriever.with_catalog(retriever.catalog.without(deleted))
     ids = snapshot.item_ids
     rng = np.random.default_rng(0)

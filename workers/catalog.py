@@ -6,10 +6,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
 import redis
 
-from common.items import StoredItem
+from common.items import StoredItem, stack_features
 from common.keys import Keys
 from model.features import FeatureStore, ModalityRows
 
@@ -32,15 +31,8 @@ def sync_runtime_items(client: redis.Redis, keys: Keys, store: FeatureStore) -> 
             added.append(StoredItem.from_hash(item_id, fields))
         except ValueError as exc:
             log.error("run-time item skipped: %s", exc)
-    rows = {}
-    for m, spec in store.specs.items():
-        feats = np.zeros((len(added), spec.n_layers, spec.hidden), np.float32)
-        present = np.zeros(len(added), bool)
-        for j, item in enumerate(added):
-            f = item.features.get(m)
-            if f is not None and f.shape == (spec.n_layers, spec.hidden):
-                feats[j], present[j] = f, True
-        rows[m] = ModalityRows(feats, present)
+    shapes = {m: (spec.n_layers, spec.hidden) for m, spec in store.specs.items()}
+    rows = {m: ModalityRows(f, p) for m, (f, p) in stack_features(added, shapes).items()}
     if added:
         store.append([i.item_id for i in added], rows)
         log.info("feature store: %d run-time items added (now %d)", len(added), len(store))
