@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -56,13 +57,6 @@ class NoModel(ServiceError):
     status, code = 503, "no_model"
 
 
-class RedisUnavailable(ServiceError):
-    status, code = 503, "redis_unavailable"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, headers={"Retry-After": "1"})
-
-
 def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {"error": code, "detail": detail, **extra}
 
@@ -93,6 +87,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service(_: Request, exc: ServiceError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.detail), exc.status, headers=exc.headers)
+
+    @app.exception_handler(RedisError)
+    async def _redis(_: Request, exc: RedisError) -> JSONResponse:
+        # A write that could not be stored is refused, never half-accepted: retry it.
+        body = error_body("redis_unavailable", f"Redis unavailable ({exc}); retry shortly")
+        return JSONResponse(body, 503, headers={"Retry-After": "1"})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends
-from redis.exceptions import RedisError
 
 from common.events import FeedbackEvent
 from service.auth import require_write
 from service.deps import Runtime, RuntimeDep
-from service.errors import InvalidInput, RedisUnavailable
+from service.errors import InvalidInput
 from service.schemas import AcceptedEvent, FeedbackAccepted, FeedbackBatch, FeedbackPayload
 
 router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[Depends(require_write)])
@@ -51,18 +50,15 @@ async def post_feedback(
     history at once: the very next recommendation conditions on the item and excludes
     it. A repeated `event_id` is accepted once. Redis down: 503 with Retry-After."""
     events = payload.events if isinstance(payload, FeedbackBatch) else [payload]
-    try:
-        unknown = await _unknown_items(runtime, events)
-        if unknown:
-            listed = ", ".join(unknown[:10])
-            raise InvalidInput(
-                f"unknown item ids in {listed}: add items with POST /v1/items before feedback"
-            )
-        accepted = await runtime.store.append_feedback(
-            events, runtime.settings.api.max_history, runtime.settings.serving.event_ttl_seconds
+    unknown = await _unknown_items(runtime, events)
+    if unknown:
+        listed = ", ".join(unknown[:10])
+        raise InvalidInput(
+            f"unknown item ids in {listed}: add items with POST /v1/items before feedback"
         )
-    except (RedisError, OSError) as exc:
-        raise RedisUnavailable(f"feedback store unavailable ({exc}); retry shortly") from exc
+    accepted = await runtime.store.append_feedback(
+        events, runtime.settings.api.max_history, runtime.settings.serving.event_ttl_seconds
+    )
     for event, result in zip(events, accepted, strict=True):
         outcome = "duplicate" if result.duplicate else "accepted"
         runtime.metrics.feedback.labels(event.type, outcome).inc()

@@ -8,14 +8,13 @@ import binascii
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Path, UploadFile
-from redis.exceptions import RedisError
 
 from common.events import Identifier
 from common.items import StoredItem
 from model.image_prep import load_image
 from service.auth import require_read, require_write
 from service.deps import Runtime, RuntimeDep, StateDep
-from service.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, RedisUnavailable
+from service.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from service.schemas import ItemCreate, ItemOut
 from service.state import ServingState
 
@@ -70,14 +69,12 @@ async def add_item(
             f"text, image: model {state.version} reads {sorted(modalities)}; "
             "give content in one of those"
         )
-    try:
-        if await _exists(runtime, state, item_id):
-            raise Conflict(f"item_id: {item_id!r} exists or was deleted; ids are never reused")
-        item = await asyncio.to_thread(runtime.encoder.encode, item_id, text, image, modalities)
-        if not await runtime.store.add_item(item):
-            raise Conflict(f"item_id: {item_id!r} exists or was deleted; ids are never reused")
-    except (RedisError, OSError) as exc:
-        raise RedisUnavailable(f"catalog store unavailable ({exc}); retry shortly") from exc
+    reused = f"item_id: {item_id!r} exists or was deleted; ids are never reused"
+    if await _exists(runtime, state, item_id):
+        raise Conflict(reused)
+    item = await asyncio.to_thread(runtime.encoder.encode, item_id, text, image, modalities)
+    if not await runtime.store.add_item(item):
+        raise Conflict(reused)
     runtime.serving.catalog.add(item)
     runtime.serving.catalog_changed()
     runtime.metrics.items.labels("add").inc()
@@ -128,10 +125,7 @@ async def get_item(item_id: ItemIdPath, runtime: RuntimeDep, state: StateDep) ->
     if item_id in runtime.serving.catalog.deleted or catalog.is_deleted(item_id):
         raise NotFound(f"item {item_id!r} was deleted")
     if item is None and item_id not in catalog:
-        try:
-            item = await runtime.store.get_item(item_id)
-        except (RedisError, OSError) as exc:
-            raise RedisUnavailable(f"catalog store unavailable ({exc})") from exc
+        item = await runtime.store.get_item(item_id)
         if item is None:
             raise NotFound(f"no item {item_id!r}")
     return _item_out(state, item, item_id)
@@ -141,15 +135,11 @@ async def get_item(item_id: ItemIdPath, runtime: RuntimeDep, state: StateDep) ->
 async def delete_item(item_id: ItemIdPath, runtime: RuntimeDep, state: StateDep) -> ItemOut:
     """Never recommended again from this moment (every replica within a second)."""
     mirror = runtime.serving.catalog
-    try:
-        known = item_id in state.retriever.catalog or item_id in mirror.items
-        known = known or await runtime.store.is_runtime_item(item_id)
-        if not known:
-            raise NotFound(f"no item {item_id!r}")
-        if not await runtime.store.delete_item(item_id):
-            raise NotFound(f"item {item_id!r} was already deleted")
-    except (RedisError, OSError) as exc:
-        raise RedisUnavailable(f"catalog store unavailable ({exc}); retry shortly") from exc
+    known = item_id in state.retriever.catalog or item_id in mirror.items
+    if not (known or await runtime.store.is_runtime_item(item_id)):
+        raise NotFound(f"no item {item_id!r}")
+    if not await runtime.store.delete_item(item_id):
+        raise NotFound(f"item {item_id!r} was already deleted")
     mirror.delete(item_id)
     runtime.serving.catalog_changed()
     runtime.metrics.items.labels("delete").inc()
