@@ -47,12 +47,18 @@ class Serving:
         self.failed: dict[str, str] = {}  # version -> why it was refused
         self.swaps = 0
         self.user_vectors = UserVectors()
+        self._popular: list[str] = []
+        self._popular_from: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
         self._lock = asyncio.Lock()
 
     def popular(self) -> list[str]:
-        """Popular items, best first: live feedback counts, then the snapshot's order."""
-        base = self.current.popular if self.current else ()
-        return list(dict.fromkeys((*self.live_popular, *base)))
+        """Popular items, best first: live feedback counts, then the snapshot's order.
+        Merged again only when either list was replaced (not per request)."""
+        live, base = self.live_popular, self.current.popular if self.current else ()
+        if self._popular_from[0] is not live or self._popular_from[1] is not base:
+            self._popular = list(dict.fromkeys((*live, *base)))
+            self._popular_from = (live, base)
+        return self._popular
 
     def catalog_changed(self) -> None:
         """Bring the current state up to date with the run-time catalog (cheap, in-loop)."""

@@ -143,10 +143,12 @@ class Worker:
             self._failed(exc)
             return
         if unknown:
-            bad = [sid for sid, e in ordered if e.item_id in set(unknown)]
-            self.consumer.dead_letter([self.raw[s] for s in bad], f"unknown items {unknown[:10]}")
-            stream_ids = [s for s in stream_ids if s not in set(bad)]
-            ordered = [(s, e) for s, e in ordered if s not in set(bad)]
+            missing = set(unknown)
+            bad = {sid for sid, e in ordered if e.item_id in missing}
+            entries = [self.raw[s] for s, _ in ordered if s in bad]
+            self.consumer.dead_letter(entries, f"unknown items {unknown[:10]}")
+            stream_ids = [s for s in stream_ids if s not in bad]
+            ordered = [(s, e) for s, e in ordered if s not in bad]
         if not self.lock.renew():
             log.warning("leadership lost mid-window: not publishing; entries stay pending")
             self._reset()
