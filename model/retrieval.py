@@ -75,11 +75,16 @@ class Retriever:
     def with_catalog(self, catalog: CatalogIndex) -> Retriever:
         return replace(self, catalog=catalog)
 
-    def history_rows(self, history: Sequence[str]) -> tuple[list[int], list[str]]:
-        """Catalog rows of the known items (newest last, at most max_len) and unknown ids."""
+    def _rows(self, history: Sequence[str]) -> tuple[list[int], list[str]]:
+        """Catalog rows of every known item of a history (in order) and the unknown ids."""
         rows = [self.catalog.row_of(i) for i in history]
         known = [r for r in rows if r is not None]
         unknown = [i for i, r in zip(history, rows, strict=True) if r is None]
+        return known, unknown
+
+    def history_rows(self, history: Sequence[str]) -> tuple[list[int], list[str]]:
+        """Catalog rows of the known items (newest last, at most max_len) and unknown ids."""
+        known, unknown = self._rows(history)
         return known[-self.model.config.user.max_len :], unknown
 
     def user_vectors(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
@@ -114,14 +119,12 @@ class Retriever:
         `vector`: the history's user vector if the caller already has it (batched or
         cached); otherwise it is computed here.
         """
-        row_of = self.catalog.row_of
-        excluded = {r for r in map(row_of, exclude) if r is not None}
+        known, unknown = self._rows(history)  # one pass: exclusions and the user vector
+        excluded = {r for r in map(self.catalog.row_of, exclude) if r is not None}
         if exclude_seen:
-            excluded |= {r for r in map(row_of, history) if r is not None}
-        if vector is None:
-            vector, unknown = self.user_vector(history)
-        else:
-            unknown = self.history_rows(history)[1]
+            excluded |= set(known)
+        if vector is None and known:
+            vector = self.user_vectors([known[-self.model.config.user.max_len :]])[0]
         if vector is None:
             return RetrievalResult(self._popular(popular, k, excluded), unknown, "popular")
         hits = self.catalog.search(vector, k, excluded)
