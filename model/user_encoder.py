@@ -16,6 +16,7 @@ class UserEncoderConfig:
     n_heads: int = 2
     ffn_mult: int = 4
     dropout: float = 0.1
+    init_std: float = 0.02  # position embeddings
 
 
 class UserEncoder(nn.Module):
@@ -25,6 +26,9 @@ class UserEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.positions = nn.Embedding(config.max_len, config.dim)
+        # SASRec/BERT scale: PyTorch's default N(0, 1) gives position vectors of
+        # norm ~sqrt(dim), which drown the item vectors they are added to.
+        nn.init.normal_(self.positions.weight, std=config.init_std)
         self.dropout = nn.Dropout(config.dropout)
         layer = nn.TransformerEncoderLayer(
             config.dim,
