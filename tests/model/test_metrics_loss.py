@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.loss import inbatch_softmax_loss
+from model.loss import softmax_loss
 from model.metrics import mean_metrics, metrics_from_ranks, target_ranks
 
 
@@ -29,7 +29,7 @@ def test_inbatch_loss_masks_own_items_and_applies_logq() -> None:
     targets = torch.tensor([[5]])
     inputs = torch.tensor([[7]])  # the user's own item 7 is not a negative
     log_pop = torch.tensor([0.0, 0.5, 0.0, 1.0])
-    loss = inbatch_softmax_loss(states, targets, inputs, candidates, vectors, log_pop)
+    loss = softmax_loss(states, targets, inputs, candidates, vectors, log_pop)
     logits = torch.tensor([1.0, 2.0 - 0.5, 4.0 - 1.0])  # columns 3, 5, 9
     torch.testing.assert_close(loss, F.cross_entropy(logits[None], torch.tensor([1])))
 
@@ -40,5 +40,25 @@ def test_inbatch_loss_ignores_padding_positions() -> None:
     states = torch.tensor([[[5.0, 0.0], [0.0, 1.0]]])
     targets = torch.tensor([[-1, 2]])
     inputs = torch.tensor([[-1, 1]])
-    loss = inbatch_softmax_loss(states, targets, inputs, candidates, vectors, torch.zeros(2))
+    loss = softmax_loss(states, targets, inputs, candidates, vectors, torch.zeros(2))
     assert loss.item() == 0.0  # item 1 is the user's own: the only candidate left is 2
+
+
+def test_full_softmax_matches_hand_computed_cross_entropy() -> None:
+    # Every known item is a candidate; no logQ. Two users, two positions each.
+    torch.manual_seed(0)
+    rows = torch.tensor([0, 2, 3, 5, 8])  # the known items (sorted rows)
+    vectors = torch.randn(5, 3)
+    states = torch.randn(2, 2, 3)
+    inputs = torch.tensor([[-1, 0], [2, 3]])
+    targets = torch.tensor([[-1, 5], [3, 8]])
+    loss = softmax_loss(states, targets, inputs, rows, vectors)
+    terms = []
+    col = {int(r): i for i, r in enumerate(rows)}
+    for b, t in ((0, 1), (1, 0), (1, 1)):
+        logits = vectors @ states[b, t]
+        own = {int(x) for x in torch.cat([inputs[b], targets[b]]) if x >= 0}
+        keep = [i for i, r in enumerate(rows.tolist()) if r not in own or r == targets[b, t]]
+        target = keep.index(col[int(targets[b, t])])
+        terms.append(-torch.log_softmax(logits[keep], 0)[target])
+    torch.testing.assert_close(loss, torch.stack(terms).mean())
