@@ -27,6 +27,8 @@ class RecommenderConfig:
     max_experts: int = 8
     user: UserEncoderConfig = field(default_factory=UserEncoderConfig)
     n_item_ids: int = 0  # > 0: learned item-ID embeddings instead of content (baseline)
+    trained_windows: int = 0  # windows trained so far: a fresh model does not grow first
+    id_residual_rows: int = 0  # > 0: content + a warm-item ID residual per catalog row
 
     @classmethod
     def for_content(
@@ -53,6 +55,8 @@ class RecommenderConfig:
             max_experts=int(data["max_experts"]),
             user=UserEncoderConfig(**data["user"]),
             n_item_ids=int(data.get("n_item_ids", 0)),
+            trained_windows=int(data.get("trained_windows", 0)),
+            id_residual_rows=int(data.get("id_residual_rows", 0)),
         )
 
 
@@ -71,6 +75,7 @@ class Recommender(nn.Module):
                 config.embed_dim,
                 config.bottleneck,
                 config.max_experts,
+                config.id_residual_rows,
             )
             for m, counts in config.frozen.items():
                 tower.ladders[m].freeze_leading(counts)
@@ -107,8 +112,21 @@ class Recommender(nn.Module):
             out[m] = stages
         return out
 
+    def reset_utilization(self) -> None:
+        tower = self.content
+        for moe in tower.ladders.values() if tower is not None else ():
+            for stage in moe.stage_list:
+                stage.reset_utilization()
+
+    def mark_trained(self) -> None:
+        """Count a trained window (the config travels with the snapshot)."""
+        self.config = replace(
+            self.current_config(), trained_windows=self.config.trained_windows + 1
+        )
+
     def prune_and_expand(self, tau: float, expand: bool = True) -> dict[str, list[int | None]]:
-        """End of a window: prune at most one expert per stage, then add one (capped)."""
+        """Before a window: prune at most one expert per stage (by the utilization of
+        the previous window's training), then add one (capped)."""
         tower = self.content
         if tower is None:
             return {}

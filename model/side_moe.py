@@ -56,8 +56,9 @@ class MoEStage(nn.Module):
         self.dim, self.bottleneck, self.init_std = dim, bottleneck, init_std
         self.experts = nn.ModuleList(Expert(dim, bottleneck, init_std) for _ in range(n_experts))
         self.router = nn.Linear(dim, 1 + n_experts, bias=False)
-        self.register_buffer("usage_sum", torch.zeros(1 + n_experts), persistent=False)
-        self.register_buffer("usage_count", torch.zeros(()), persistent=False)
+        # Persistent: a snapshot carries the usage its next window's prune reads.
+        self.register_buffer("usage_sum", torch.zeros(1 + n_experts))
+        self.register_buffer("usage_count", torch.zeros(()))
 
     @property
     def n_experts(self) -> int:
@@ -79,8 +80,9 @@ class MoEStage(nn.Module):
         return self.usage_sum / self.usage_count.clamp_min(1.0)
 
     def reset_utilization(self) -> None:
-        self.usage_sum = torch.zeros(1 + self.n_experts)
-        self.usage_count = torch.zeros(())
+        like = self.router.weight
+        self.usage_sum = torch.zeros(1 + self.n_experts, dtype=like.dtype, device=like.device)
+        self.usage_count = torch.zeros((), dtype=like.dtype, device=like.device)
 
     def expand(self) -> None:
         """Freeze existing experts; append one initialised to their mean; add a router row."""

@@ -182,6 +182,14 @@ def save_snapshot(
     return root / version
 
 
+def _load_weights(model: Recommender, weights: dict[str, torch.Tensor]) -> None:
+    """Strict, except that snapshots written before utilization was saved may lack it."""
+    result = model.load_state_dict(weights, strict=False)
+    missing = [k for k in result.missing_keys if not k.endswith(("usage_sum", "usage_count"))]
+    if missing or result.unexpected_keys:
+        raise RuntimeError(f"missing keys {missing}, unexpected keys {result.unexpected_keys}")
+
+
 def load_snapshot(path: Path, expected_features: dict[str, ModalitySpec] | None = None) -> Snapshot:
     """Load and validate a snapshot directory; refuses corrupt or incompatible ones."""
     manifest_path = path / MANIFEST
@@ -222,7 +230,7 @@ def load_snapshot(path: Path, expected_features: dict[str, ModalitySpec] | None 
     try:
         weights = load_file(str(path / "weights.safetensors"))
         vectors = load_file(str(path / "embeddings.safetensors"))["items"].numpy()
-        model.load_state_dict(weights, strict=True)
+        _load_weights(model, weights)
         index = faiss.read_index(str(path / "index.faiss"))
     except (SafetensorError, RuntimeError, KeyError) as exc:
         raise SnapshotError(f"{path}: weights do not fit the recorded architecture: {exc}") from exc

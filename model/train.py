@@ -1,6 +1,12 @@
-"""One training window: fine-tune, early-stop on validation NDCG@10, restore the
-best weights (a real copy), then prune and expand. The same code path runs in
-the offline evaluation and in the online worker.
+"""One training window: grow (XSMoE), fine-tune, early-stop on validation NDCG@10,
+restore the best weights (a real copy). The same code path runs in the offline
+evaluation, the bootstrap and the online worker.
+
+Growth happens at the START of a window, before training: prune the least-used
+expert per stage (utilization measured while the model trained on the previous
+window), then add one expert per stage. So the model a window returns is
+exactly the model it validated; what is gated, published and tested is what
+was trained.
 """
 
 from __future__ import annotations
@@ -9,32 +15,45 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 
 from model.evaluate import model_scorer, rank_cases
 from model.item_tower import ItemTable
-from model.loss import inbatch_softmax_loss
+from model.loss import softmax_loss
 from model.metrics import mean_metrics, metrics_from_ranks
 from model.recommender import Recommender
 from model.sequences import EvalCases, TrainBatch, train_batches, training_chunks
 
 log = logging.getLogger(__name__)
 
+Loss = Literal["full", "inbatch"]
+LOSSES: tuple[str, ...] = get_args(Loss)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
+    # Chosen on the validation tails of MovieLens-100k (docs/results-ml-100k.md).
     lr: float = 1e-3
     lr_decay: float = 0.95  # per epoch
     lr_min: float = 1e-4
-    batch_size: int = 64  # sequences; a window holds only ~250 chunks (ref: 256)
-    max_epochs: int = 100
+    batch_size: int = 64  # sequences
+    max_epochs: int = 30
     patience: int = 5
     warmup_epochs: int = 5
     prune_tau: float = 0.1
-    expand: bool = True  # XSMoE: prune then expand after the window
+    expand: bool = True  # XSMoE: prune then expand before training (not on a fresh model)
+    # "full": softmax over every known item; "inbatch": the batch's items with logQ.
+    # Above `full_max_items` known items the full softmax falls back to in-batch.
+    loss: Loss = "full"
+    full_max_items: int = 20_000
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
 
 
 @dataclass
@@ -46,8 +65,9 @@ class WindowReport:
     experts: dict[str, tuple[int, ...]]
     pruned: dict[str, list[int | None]] = field(default_factory=dict)
     train_cases: int = 0
+    loss: str = "full"
     # modality -> per stage -> share of routed output per slot (backbone first), measured
-    # over the window's training passes, before prune/expand
+    # over this window's training passes (what the next window's prune reads)
     utilization: dict[str, list[list[float]]] = field(default_factory=dict)
 
 
@@ -57,18 +77,23 @@ def _log_popularity(sequences: list[np.ndarray], n_items: int) -> torch.Tensor:
 
 
 def _step(
-    model: Recommender, table: ItemTable, batch: TrainBatch, log_pop: torch.Tensor
+    model: Recommender,
+    table: ItemTable,
+    batch: TrainBatch,
+    log_pop: torch.Tensor,
+    known_rows: torch.Tensor | None,
 ) -> torch.Tensor:
     present = torch.cat([batch.inputs.flatten(), batch.targets.flatten()])
-    candidates = torch.unique(present[present >= 0])  # sorted
+    in_batch = torch.unique(present[present >= 0])  # sorted
+    # Full softmax: every known item is a candidate (plus the batch's, to be safe).
+    candidates = in_batch if known_rows is None else torch.unique(torch.cat([known_rows, in_batch]))
     vectors = model.encode_items(table.take(candidates))  # (U, d)
     lookup = torch.searchsorted(candidates, batch.inputs.clamp_min(0))
     valid = batch.inputs >= 0
     history = vectors[lookup] * valid.unsqueeze(-1)
     states = model.user_states(history, valid)
-    return inbatch_softmax_loss(
-        states, batch.targets, batch.inputs, candidates, vectors, log_pop[candidates]
-    )
+    log_q = log_pop[candidates] if known_rows is None else None
+    return softmax_loss(states, batch.targets, batch.inputs, candidates, vectors, log_q)
 
 
 def validation_ndcg(
@@ -95,7 +120,13 @@ def train_window(
     chunks = training_chunks([s for s in sequences if len(s) >= 2], model.config.user.max_len)
     if not chunks:
         raise ValueError("no user in this window has two interactions to learn from")
+    grow = config.expand and model.config.trained_windows > 0
+    pruned = model.prune_and_expand(config.prune_tau) if grow else {}
+    model.reset_utilization()  # the next window's prune reads this window's usage only
     log_pop = _log_popularity(chunks, len(table))
+    n_known = int(known.sum())
+    full = config.loss == "full" and n_known <= config.full_max_items
+    known_rows = torch.from_numpy(np.flatnonzero(known)) if full else None
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr)  # rebuilt every window
     best_ndcg, best_epoch, best_state = -1.0, 0, None
@@ -104,7 +135,7 @@ def train_window(
         model.train()
         losses = []
         for batch in train_batches(chunks, config.batch_size, rng):
-            loss = _step(model, table, batch, log_pop)
+            loss = _step(model, table, batch, log_pop, known_rows)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -120,13 +151,13 @@ def train_window(
             on_epoch(epoch, float(np.mean(losses)), ndcg)
         if ndcg > best_ndcg:
             best_ndcg, best_epoch = ndcg, epoch
+            # buffers included: the restored model keeps the utilization counted so far
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         elif epoch >= config.warmup_epochs and epoch - best_epoch >= config.patience:
             break
     if best_state is not None:
         model.load_state_dict(best_state)
-    utilization = model.utilization()
-    pruned = model.prune_and_expand(config.prune_tau) if config.expand else {}
+    model.mark_trained()
     report = WindowReport(
         epochs=epoch,
         best_epoch=best_epoch,
@@ -135,13 +166,15 @@ def train_window(
         experts=model.current_config().experts,
         pruned=pruned,
         train_cases=len(chunks),
-        utilization=utilization,
+        loss="full" if full else "inbatch",
+        utilization=model.utilization(),
     )
     log.info(
-        "window trained: %d epochs (best %d, val NDCG@10 %.4f) in %.1f s; experts %s",
+        "window trained: %d epochs (best %d, val NDCG@10 %.4f, %s softmax) in %.1f s; experts %s",
         report.epochs,
         report.best_epoch,
         best_ndcg,
+        report.loss,
         report.seconds,
         report.experts,
     )

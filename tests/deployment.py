@@ -78,6 +78,7 @@ def publish_snapshot(
         embed_dim=32,
         bottleneck=8,
         user=UserEncoderConfig(dim=32, max_len=10, dropout=0.0),
+        trained_windows=1,  # stands for a trained (bootstrap) snapshot: the worker grows it
     )
     torch.manual_seed(seed)
     model = Recommender(config).eval()

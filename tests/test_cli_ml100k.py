@@ -50,7 +50,9 @@ def test_bootstrap_writes_a_current_snapshot(
     assert "v000001 written" in capsys.readouterr().out
     snap = load_current(out)
     assert snap.version == "v000001" and len(snap.item_ids) == 1682
-    assert snap.manifest["experts"] == {"text": [3, 3]}  # 1 + one expansion per window
+    # 1 expert per stage, grown once: before the second window (not after the last)
+    assert snap.manifest["experts"] == {"text": [2, 2]}
+    assert snap.model.config.trained_windows == 2
     assert snap.manifest["source"]["trained_windows"] == 2
 
 
@@ -68,7 +70,7 @@ def test_eval_writes_results_for_every_variant(
         assert set(r["avg"]) == {"hr@10", "ndcg@10", "hr@20", "ndcg@20"}
         assert len(r["windows"]) == 2 and 0.0 <= r["avg"]["hr@10"] <= 1.0
         assert {"hr@10", "ndcg@10"} <= set(r["cold"])
-    assert doc["variants"]["xsmoe"]["windows"][1]["experts"] == {"text": [3, 3]}
+    assert doc["variants"]["xsmoe"]["windows"][1]["experts"] == {"text": [2, 2]}
     assert (tmp_path / "results.png").stat().st_size > 10_000
     assert "| xsmoe |" in (tmp_path / "results.md").read_text()
 
@@ -76,3 +78,29 @@ def test_eval_writes_results_for_every_variant(
 def test_eval_rejects_unknown_variants(ml100k_env: tuple[Path, str]) -> None:
     with pytest.raises(SystemExit, match="unknown \\['nope'\\]"):
         main(["eval", "--variants", "pop,nope"])
+
+
+def test_tune_scores_validation_only_and_eval_uses_the_choice(
+    ml100k_env: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    root, _ = ml100k_env
+    monkeypatch.setenv("XSMOE_DATA_DIR", str(root / "var"))
+    monkeypatch.setenv("XSMOE_CACHE_DIR", str(root / "cache"))
+    args = ["tune", "--variants", "sasrec-id", "--windows", "3", "--max-epochs", "1"]
+    grid = ["--grid", "lr=1e-3,3e-3", "--grid", "max_len=10"]
+    assert main([*args, *grid, "--out", str(tmp_path / "tune")]) == 0
+    doc = json.loads((tmp_path / "tune" / "tune.json").read_text())
+    assert [r["setting"] for r in doc["rows"]] == [
+        {"lr": 0.001, "max_len": 10},
+        {"lr": 0.003, "max_len": 10},
+    ]
+    assert all(0 <= r["val_ndcg@10"] <= 1 and len(r["per_window"]) == 2 for r in doc["rows"])
+    assert "hr@10" not in json.dumps(doc)  # no test window was ranked
+    best = max(doc["rows"], key=lambda r: r["val_ndcg@10"])["setting"]
+    assert doc["best"] == {"sasrec-id": best}
+    ev = ["eval", "--variants", "sasrec-id", "--windows", "3", "--max-epochs", "1"]
+    assert main([*ev, "--tuned", str(tmp_path / "tune" / "tune.json"), "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert result["tuned"] == {"sasrec-id": best}
+    with pytest.raises(SystemExit, match="not a tune.json"):
+        main([*ev, "--tuned", str(tmp_path / "results.json")])

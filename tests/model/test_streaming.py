@@ -61,7 +61,8 @@ def test_xsmoe_learns_a_planted_sequence_and_beats_popularity() -> None:
     ours = run_variant("xsmoe", p, table, small_config(), config)
     pop = run_variant("pop", p, table, small_config(), config)
     assert ours["avg"]["hr@10"] > pop["avg"]["hr@10"] + 0.3
-    assert [w["experts"]["text"] for w in ours["windows"]] == [[2, 2], [3, 3]]
+    # A fresh model trains its first window as built; it grows before each later one.
+    assert [w["experts"]["text"] for w in ours["windows"]] == [[1, 1], [2, 2]]
 
 
 def test_training_is_seeded_and_deterministic() -> None:
