@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from common.settings import Settings
+from model.train import Loss, TrainConfig
 
 
 class WorkerOptions(BaseModel):
@@ -23,8 +24,11 @@ class WorkerOptions(BaseModel):
     max_failures: int = Field(3, ge=1, description="failed windows before events are dead-lettered")
     epsilon: float = Field(0.005, ge=0, description="gate: promote if NDCG@10 >= serving - epsilon")
     keep: int = Field(5, ge=1, description="snapshots kept (older ones are deleted)")
-    max_epochs: int = Field(30, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    max_epochs: int = Field(TrainConfig.max_epochs, ge=1)
+    lr: float = Field(TrainConfig.lr, gt=0)
+    loss: Loss = Field(
+        TrainConfig.loss, description="full softmax over known items, or in-batch with logQ"
+    )
     val_fraction: float = Field(0.15, gt=0, lt=0.5, description="early-stopping part of a window")
     gate_fraction: float = Field(0.15, gt=0, lt=0.5, description="held-out tail the gate scores")
     lock_ttl_ms: int = Field(30_000, ge=1000, description="leader lock expiry (renewed at 1/3)")

@@ -27,7 +27,6 @@ from workers.settings import WorkerOptions
 
 log = logging.getLogger(__name__)
 
-N_INPUT = 10  # as the offline protocol: the model sees the 10 items before a target
 CONTEXT, TRAIN, VALIDATE, GATE = 0, 1, 2, 3
 
 
@@ -47,15 +46,20 @@ class WindowData:
     users: np.ndarray  # (n,) str: context rows first per user, then the window in order
     rows: np.ndarray  # (n,) item rows
     phase: np.ndarray  # (n,) CONTEXT | TRAIN | VALIDATE | GATE
+    # user -> rows they disliked in the window: serving never recommends them to that user
+    disliked: dict[str, set[int]] = field(default_factory=dict)
 
-    def cases(self, phases: Sequence[int], upto: int) -> EvalCases:
+    def cases(self, phases: Sequence[int], upto: int, n_input: int) -> EvalCases:
+        """Cases scored as serving scores them: the up-to-`n_input` items before each
+        target as the history (the model's own length), every earlier item and the
+        user's dislikes excluded."""
         keep = self.phase <= upto
         return last_item_cases(
             self.users[keep],
             self.rows[keep],
             target_mask=np.isin(self.phase[keep], phases),
-            n_input=N_INPUT,
-            history={},
+            n_input=n_input,
+            history=self.disliked,
             every_target=True,
         )
 
@@ -86,8 +90,15 @@ def window_data(
         users.append(event.user_id)
         rows.append(row_of[event.item_id])
         phase.append(GATE if i >= gate_from else VALIDATE if i >= val_from else TRAIN)
+    disliked: dict[str, set[int]] = {}
+    for event in events:
+        if event.type not in POSITIVE and event.item_id in row_of:
+            disliked.setdefault(event.user_id, set()).add(row_of[event.item_id])
     data = WindowData(
-        np.asarray(users, dtype=object), np.asarray(rows, np.int64), np.asarray(phase, np.int64)
+        np.asarray(users, dtype=object),
+        np.asarray(rows, np.int64),
+        np.asarray(phase, np.int64),
+        disliked,
     )
     return data, unknown
 
@@ -109,12 +120,13 @@ def train_and_gate(
     seed: int = 0,
 ) -> WindowResult:
     """Fine-tune a copy of the serving model on the window; promote it if it holds up."""
-    online = score(serving, table, data.cases((TRAIN, VALIDATE, GATE), GATE))
+    n_input = serving.config.user.max_len  # what serving reads of a history
+    online = score(serving, table, data.cases((TRAIN, VALIDATE, GATE), GATE, n_input))
     train_seqs = list(
         group_by_user(data.users[data.phase <= TRAIN], data.rows[data.phase <= TRAIN]).values()
     )
-    val_cases = data.cases((VALIDATE,), VALIDATE)
-    gate_cases = data.cases((GATE,), GATE)
+    val_cases = data.cases((VALIDATE,), VALIDATE, n_input)
+    gate_cases = data.cases((GATE,), GATE, n_input)
     if not any(len(s) >= 2 for s in train_seqs) or not len(val_cases) or not len(gate_cases):
         reason = (
             f"too little to learn from: {sum(len(s) >= 2 for s in train_seqs)} training users, "
@@ -122,7 +134,7 @@ def train_and_gate(
         )
         return WindowResult("skipped", reason, online=online)
     candidate = copy.deepcopy(serving)
-    config = TrainConfig(lr=opts.lr, max_epochs=opts.max_epochs, seed=seed)
+    config = TrainConfig(lr=opts.lr, max_epochs=opts.max_epochs, loss=opts.loss, seed=seed)
     report = train_window(
         candidate, table, train_seqs, val_cases, np.ones(len(table), bool), config
     )

@@ -43,10 +43,15 @@ def test_window_data_splits_in_time_and_puts_context_first() -> None:
     assert list(data.phase[:2]) == [CONTEXT, CONTEXT] and list(data.rows[:2]) == [10, 11]
     window = data.phase[2:]
     assert list(window) == [TRAIN] * 14 + [VALIDATE] * 3 + [GATE] * 3  # 20 positives in order
-    gate = data.cases((GATE,), GATE)
+    gate = data.cases((GATE,), GATE, 10)
     assert sorted(gate.targets.tolist()) == [17, 18, 19]
     # A target's input is the items before it, context included.
-    first_val = data.cases((VALIDATE,), VALIDATE)
+    first_val = data.cases((VALIDATE,), VALIDATE, 10)
     u0_case = first_val.users.index("u0")
     assert first_val.inputs[u0_case][0] in (10, 11) or len(first_val.inputs[u0_case]) == 10
     assert np.all(data.rows[data.phase == TRAIN] < 14)
+    # Scored as serving: the dislike is excluded, and the history is as long as asked.
+    assert data.disliked == {"u0": {3}}
+    assert all(3 in seen for u, seen in zip(gate.users, gate.exclude, strict=True) if u == "u0")
+    long = data.cases((GATE,), GATE, 50)
+    assert max(len(x) for x in long.inputs) > max(len(x) for x in gate.inputs)
