@@ -82,6 +82,14 @@ class StreamingProtocol:
         w, cut = self.windows[t], self._val_cut(t)
         return list(group_by_user(w.users[:cut], w.rows[:cut]).values())
 
+    def train_sequences_all(self, t: int) -> list[np.ndarray]:
+        """Every past window in full plus window t's training part, per user in time order
+        (what a model retrained from scratch on all past data trains on)."""
+        cut = self._val_cut(t)
+        users = np.concatenate([w.users for w in self.windows[:t]] + [self.windows[t].users[:cut]])
+        rows = np.concatenate([w.rows for w in self.windows[:t]] + [self.windows[t].rows[:cut]])
+        return list(group_by_user(users, rows).values())
+
     def val_cases(self, t: int) -> EvalCases:
         w = self.windows[t]
         target_mask = np.arange(len(w.rows)) >= self._val_cut(t)

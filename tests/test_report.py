@@ -29,6 +29,8 @@ def test_combine_seeds_means_and_spread() -> None:
     combined = report.combine_seeds([_run(0.1, 2.0), _run(0.3, 4.0)], [0, 1])
     assert combined["avg"]["ndcg@10"] == pytest.approx(0.2)
     assert combined["avg_std"]["ndcg@10"] == pytest.approx(0.1)
+    # sample std 0.1414 over sqrt(2) seeds
+    assert combined["avg_se"]["ndcg@10"] == pytest.approx(0.1)
     assert combined["windows"][0]["train_seconds"] == pytest.approx(3.0)
     assert combined["train_seconds_per_window"] == pytest.approx(3.0)
     assert combined["seeds"] == [0, 1] and len(combined["per_seed_avg"]) == 2

@@ -16,6 +16,7 @@ from xsmoe import (
     replay_cmd,
     serve_cmd,
     snapshot_cmd,
+    tune_cmd,
     up_cmd,
     worker_cmd,
 )
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     features_cmd.register(commands)
     eval_cmd.register(commands)
+    tune_cmd.register(commands)
     bootstrap_cmd.register(commands)
     serve_cmd.register(commands)
     worker_cmd.register(commands)

@@ -5,23 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import multiprocessing
-import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
-from common.logs import setup_logging
 from common.settings import Settings
-from model.encoders import resolve_model_dir
 from model.streaming import ProtocolConfig
-from model.train import TrainConfig
-from model.variants import ALL_VARIANTS, MAIN_VARIANTS, SPECS, run_variant
-from xsmoe import pipeline, report
+from model.train import LOSSES, TrainConfig
+from model.user_encoder import UserEncoderConfig
+from model.variants import ALL_VARIANTS, MAIN_VARIANTS, SPECS
+from xsmoe import eval_jobs, pipeline, report
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +37,13 @@ def register(commands: Any) -> None:
     cmd.add_argument(
         "--user-core", type=int, default=5, help="min interactions per user per window"
     )
+    add_training_options(cmd)
     cmd.add_argument(
-        "--max-epochs", type=int, default=30, help="per window (ref. 100; 30 fits 2 cores)"
+        "--tuned",
+        type=Path,
+        help="tune.json of `xsmoe tune`: each variant it names trains with its own best setting",
     )
-    cmd.add_argument("--lr", type=float, default=TrainConfig.lr, help="Adam learning rate")
+    cmd.add_argument("--jobs", type=int, default=1, help="runs side by side (1 torch thread each)")
     cmd.add_argument("--max-experts", type=int, default=8, help="cap on experts per stage (xsmoe)")
     cmd.add_argument(
         "--seeds",
@@ -59,53 +56,46 @@ def register(commands: Any) -> None:
     cmd.set_defaults(handler=run)
 
 
-def _child(payload: dict[str, Any]) -> dict[str, Any]:
-    """Run one variant in a fresh process, so its peak memory is its own."""
-    settings = Settings(**payload["settings"])
-    setup_logging("WARNING")
-    import torch
+def add_training_options(cmd: argparse.ArgumentParser) -> None:
+    """The hyper-parameters `xsmoe eval` and `xsmoe tune` share (defaults: the tuned ones)."""
+    cmd.add_argument("--max-epochs", type=int, default=TrainConfig.max_epochs, help="per window")
+    cmd.add_argument("--lr", type=float, default=TrainConfig.lr, help="Adam learning rate")
+    cmd.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="sequences")
+    cmd.add_argument("--loss", choices=LOSSES, default=TrainConfig.loss, help="softmax over ...")
+    cmd.add_argument(
+        "--dropout", type=float, default=UserEncoderConfig.dropout, help="user encoder dropout"
+    )
+    cmd.add_argument(
+        "--max-len",
+        type=int,
+        default=UserEncoderConfig.max_len,
+        help="items the user encoder reads (training chunks and serving alike)",
+    )
 
-    torch.manual_seed(payload["train"]["seed"])
-    dataset = pipeline.load_dataset(payload["dataset"])
-    store = pipeline.open_features(settings, dataset.name)
-    table = pipeline.content_table(store)
-    base = pipeline.base_config(table, max_experts=payload["max_experts"])
-    protocol = pipeline.streaming_protocol(dataset, store, ProtocolConfig(**payload["protocol"]))
-    name = payload["variant"]
-    n_test = payload["full_ft_windows"] if name == "full-ft" else None
-    tower = None
-    if name == "full-ft":
-        from model.full_ft import FullFineTuneTower
 
-        texts = {item.item_id: item.text for item in dataset.items}
-        text_config = settings.text.to_config()
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    if args.max_epochs < 1 or args.batch_size < 1 or args.max_len < 1:
+        raise SystemExit("error: need --max-epochs, --batch-size and --max-len >= 1")
+    if not 0 <= args.dropout < 1:
+        raise SystemExit("error: --dropout must be in [0, 1)")
+    return replace(
+        TrainConfig(),
+        max_epochs=args.max_epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        loss=args.loss,
+    )
 
-        def tower() -> torch.nn.Module:
-            return FullFineTuneTower(
-                resolve_model_dir(text_config, settings.cache_dir),
-                [texts.get(i) for i in store.item_ids],
-                payload["full_ft_layers"],
-                text_config.max_tokens,
-                base.embed_dim,
-            )
 
-    total = n_test or protocol.config.n_windows - 1
-    with tqdm(total=total, desc=f"{name:>11}", unit="window", file=sys.stderr) as bar:
-
-        def on_window(record: dict[str, Any]) -> None:
-            bar.set_postfix(ndcg10=f"{record['ndcg@10']:.4f}", s=record["train_seconds"])
-            bar.update(1)
-
-        return run_variant(
-            name,
-            protocol,
-            table,
-            base,
-            TrainConfig(**payload["train"]),
-            n_test_windows=n_test,
-            item_tower=tower,
-            on_window=on_window,
-        )
+def read_tuned(path: Path) -> dict[str, dict[str, Any]]:
+    """Each variant's best setting from `xsmoe tune` (chosen on validation tails)."""
+    try:
+        best = json.loads(path.read_text())["best"]
+        return {str(name): dict(setting) for name, setting in best.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise SystemExit(
+            f"error: --tuned {path}: not a tune.json of `xsmoe tune` ({exc})"
+        ) from None
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -115,8 +105,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise SystemExit(
             f"error: --variants: unknown {unknown}; choose from {', '.join(ALL_VARIANTS)}"
         )
-    if args.windows < 3 or args.user_core < 2 or args.max_epochs < 1:
-        raise SystemExit("error: need --windows >= 3, --user-core >= 2, --max-epochs >= 1")
+    if args.windows < 3 or args.user_core < 2:
+        raise SystemExit("error: need --windows >= 3, --user-core >= 2")
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
@@ -128,37 +118,47 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     dataset = pipeline.load_dataset(args.dataset)
     pipeline.ensure_features(settings, dataset.name, dataset.items)  # the children only read it
     protocol = ProtocolConfig(n_windows=args.windows, user_core=args.user_core)
-    if args.lr <= 0 or args.max_experts < 1:
-        raise SystemExit("error: need --lr > 0 and --max-experts >= 1")
-    train = replace(TrainConfig(), max_epochs=args.max_epochs, lr=args.lr)
-    payload_base = {
-        "settings": settings.model_dump(mode="json"),
-        "dataset": args.dataset,
-        "protocol": asdict(protocol),
-        "train": asdict(train),
-        "full_ft_windows": args.full_ft_windows,
-        "full_ft_layers": args.full_ft_layers,
-        "max_experts": args.max_experts,
-    }
-    results: dict[str, Any] = {}
-    started = time.perf_counter()
-    context = multiprocessing.get_context("spawn")
+    if args.lr <= 0 or args.max_experts < 1 or args.jobs < 1:
+        raise SystemExit("error: need --lr > 0, --max-experts >= 1 and --jobs >= 1")
+    train = train_config(args)
+    tuned = read_tuned(args.tuned) if args.tuned else {}
+    jobs, owners, chosen = [], [], {}
     for name in variants:
-        runs = []
+        setting = tuned.get(name, {})
+        chosen[name] = setting
+        train_keys = {k: v for k, v in setting.items() if k not in ("dropout", "max_len")}
         for seed in seeds if SPECS[name].trains else seeds[:1]:
-            payload = {
-                **payload_base,
-                "variant": name,
-                "train": {**payload_base["train"], "seed": seed},
-            }
-            with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-                runs.append(pool.submit(_child, payload).result())
-        results[name] = report.combine_seeds(runs, seeds if SPECS[name].trains else seeds[:1])
-        log.info("variant %s: %s", name, results[name]["avg"])
+            jobs.append(
+                eval_jobs.payload(
+                    settings,
+                    args.dataset,
+                    name,
+                    protocol,
+                    replace(train, seed=seed, **train_keys),
+                    max_experts=args.max_experts,
+                    dropout=setting.get("dropout", args.dropout),
+                    max_len=setting.get("max_len", args.max_len),
+                    full_ft_windows=args.full_ft_windows,
+                    full_ft_layers=args.full_ft_layers,
+                )
+            )
+            owners.append(name)
+    started = time.perf_counter()
+
+    def done(i: int, result: dict[str, Any]) -> None:
+        log.info("%s seed %s: %s", owners[i], jobs[i]["train"]["seed"], result["avg"])
+
+    runs = eval_jobs.run_jobs(jobs, args.jobs, done)
+    results: dict[str, Any] = {}
+    for name in variants:
+        mine = [r for r, owner in zip(runs, owners, strict=True) if owner == name]
+        results[name] = report.combine_seeds(mine, seeds[: len(mine)])
     document = {
         "dataset": args.dataset,
         "protocol": asdict(protocol),
         "train": asdict(train),
+        "user": {"max_len": args.max_len, "dropout": args.dropout},
+        "tuned": chosen,  # per variant: what replaced the settings above
         "seeds": seeds,
         "max_experts": args.max_experts,
         "seconds": round(time.perf_counter() - started, 1),

@@ -73,8 +73,12 @@ def content_table(store: FeatureStore) -> ItemTable:
     return ItemTable({m: table.features[m] for m in used}, {m: table.present[m] for m in used})
 
 
-def base_config(table: ItemTable, max_len: int = 50, max_experts: int = 8) -> RecommenderConfig:
+def base_config(
+    table: ItemTable,
+    max_len: int = UserEncoderConfig.max_len,
+    max_experts: int = 8,
+    dropout: float = UserEncoderConfig.dropout,
+) -> RecommenderConfig:
     shapes = {m: (int(f.shape[1]), int(f.shape[2])) for m, f in table.features.items()}
-    return RecommenderConfig.for_content(
-        shapes, user=replace(UserEncoderConfig(), max_len=max_len), max_experts=max_experts
-    )
+    user = replace(UserEncoderConfig(), max_len=max_len, dropout=dropout)
+    return RecommenderConfig.for_content(shapes, user=user, max_experts=max_experts)
