@@ -26,6 +26,9 @@ class ItemTable:
 
     features: dict[str, torch.Tensor]  # (N, L, H) float32
     present: dict[str, torch.Tensor]  # (N,) bool
+    # True: row i is catalog row i (the model may know it); False: items the model
+    # has never seen, numbered from 0 (e.g. new items embedded at serving time)
+    catalog: bool = True
 
     @classmethod
     def from_store(cls, store: FeatureStore) -> ItemTable:
@@ -45,6 +48,7 @@ class ItemTable:
             rows,
             {m: f[rows] for m, f in self.features.items()},
             {m: p[rows] for m, p in self.present.items()},
+            self.catalog,
         )
 
 
@@ -53,6 +57,7 @@ class ItemInputs:
     rows: torch.Tensor  # (B,) long
     features: dict[str, torch.Tensor]  # (B, L, H)
     present: dict[str, torch.Tensor]  # (B,)
+    catalog: bool = True  # rows are catalog rows (see ItemTable.catalog)
 
 
 class ContentTower(nn.Module):
@@ -63,6 +68,7 @@ class ContentTower(nn.Module):
         embed_dim: int,
         bottleneck: int,
         max_experts: int,
+        id_rows: int = 0,
     ) -> None:
         super().__init__()
         self.moe = nn.ModuleDict(
@@ -74,6 +80,13 @@ class ContentTower(nn.Module):
         self.fusion = ModalityGateFusion(
             {m: hidden for m, (_, hidden) in shapes.items()}, embed_dim
         )
+        # Optional warm-item ID residual: a learned vector per catalog row added to the
+        # content vector. Zero-initialised, and Adam never moves a row that got no
+        # gradient, so items the model has not trained on (new, cold) stay pure content.
+        self.id_residual: nn.Embedding | None = None
+        if id_rows > 0:
+            self.id_residual = nn.Embedding(id_rows, embed_dim)
+            nn.init.zeros_(self.id_residual.weight)
 
     @property
     def ladders(self) -> dict[str, SideMoE]:
@@ -82,7 +95,12 @@ class ContentTower(nn.Module):
     def forward(self, inputs: ItemInputs) -> torch.Tensor:
         vectors = {m: moe(inputs.features[m]) for m, moe in self.moe.items()}
         fused: torch.Tensor = self.fusion(vectors, inputs.present)
-        return fused
+        if self.id_residual is None or not inputs.catalog:
+            return fused
+        n = self.id_residual.num_embeddings
+        known = (inputs.rows < n).unsqueeze(-1)  # rows added after the model was built: none
+        residual: torch.Tensor = self.id_residual(inputs.rows.clamp_max(n - 1))
+        return fused + residual * known
 
 
 class IdTower(nn.Module):

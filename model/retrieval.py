@@ -48,6 +48,7 @@ def embed_features(model: Recommender, items: ItemFeatures) -> np.ndarray:
     table = ItemTable(
         {m: torch.from_numpy(np.asarray(items.features[m], np.float32)) for m in shapes},
         {m: torch.from_numpy(np.asarray(items.present[m], bool)) for m in shapes},
+        catalog=False,  # numbered from 0, not catalog rows: no ID residual applies
     )
     with torch.inference_mode():
         return model.item_embeddings(table).numpy()
