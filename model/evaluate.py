@@ -41,7 +41,8 @@ def popularity_scorer(counts: np.ndarray) -> ScoreFn:
 def rank_cases(
     score: ScoreFn, cases: EvalCases, known: np.ndarray, batch_size: int = 512
 ) -> np.ndarray:
-    """0-based rank of each case's target among known, not-yet-seen items."""
+    """(C, 2): per case, how many known, not-yet-seen items score above the target and
+    how many tie with it (see `model.metrics`)."""
     unknown = torch.from_numpy(~known)
     ranks = []
     for lo in range(0, len(cases), batch_size):
@@ -53,4 +54,4 @@ def rank_cases(
             scores[i, torch.from_numpy(seen)] = float("-inf")
         targets = torch.from_numpy(cases.targets[lo:hi])
         ranks.append(target_ranks(scores, targets).numpy())
-    return np.concatenate(ranks) if ranks else np.zeros(0, np.int64)
+    return np.concatenate(ranks) if ranks else np.zeros((0, 2), np.int64)

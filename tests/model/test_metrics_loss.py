@@ -13,13 +13,22 @@ from model.metrics import mean_metrics, metrics_from_ranks, target_ranks
 def test_ranks_and_metrics_match_a_hand_computed_example() -> None:
     scores = torch.tensor([[0.9, 0.1, 0.5, 0.3], [0.2, 0.8, 0.8, 0.1], [0.4, 0.3, 0.2, 0.1]])
     ranks = target_ranks(scores, torch.tensor([2, 2, 3])).numpy()
-    assert ranks.tolist() == [1, 1, 3]  # a tie counts against the target
+    assert ranks.tolist() == [[1, 0], [0, 1], [3, 0]]  # (higher, ties)
     m = mean_metrics(metrics_from_ranks(ranks, ks=(1, 2)))
-    assert m["hr@1"] == 0.0 and m["hr@2"] == 2 / 3
-    assert math.isclose(m["ndcg@2"], (2 / math.log2(3)) / 3)
-    per = metrics_from_ranks(np.array([0, 9, 10]), ks=(10,))
+    # The tie puts case 2 at rank 0 or 1 with equal chance: expected HR@1 = 1/2.
+    assert m["hr@1"] == 0.5 / 3 and m["hr@2"] == 2 / 3
+    case2 = (1.0 + 1 / math.log2(3)) / 2
+    assert math.isclose(m["ndcg@2"], (1 / math.log2(3) + case2) / 3)
+    per = metrics_from_ranks(np.array([0, 9, 10]), ks=(10,))  # exact ranks
     assert per["hr@10"].tolist() == [1.0, 1.0, 0.0]
     assert math.isclose(per["ndcg@10"][1], 1 / math.log2(11))
+
+
+def test_a_tie_across_the_cutoff_counts_in_expectation() -> None:
+    # 9 items above, target tied with 3 others: ranks 9..12, one of 4 inside the top 10.
+    per = metrics_from_ranks(np.array([[9, 3]]), ks=(10,))
+    assert per["hr@10"][0] == 0.25
+    assert math.isclose(per["ndcg@10"][0], 0.25 / math.log2(11))
 
 
 def test_inbatch_loss_masks_own_items_and_applies_logq() -> None:
