@@ -11,7 +11,9 @@ from torch import nn
 @dataclass(frozen=True)
 class UserEncoderConfig:
     dim: int = 128
-    max_len: int = 50
+    # Items read per user: training chunks, the worker's gate and serving alike. 10 was
+    # chosen over 50 on MovieLens-100k's validation tails for every variant.
+    max_len: int = 10
     n_blocks: int = 2
     n_heads: int = 2
     ffn_mult: int = 4
