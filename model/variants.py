@@ -99,7 +99,7 @@ def run_variant(
     config = replace(train_config, expand=spec.expand)
     last = protocol.config.n_windows if n_test_windows is None else 1 + n_test_windows
     windows: list[dict[str, Any]] = []
-    all_ranks, cold_ranks = [], []
+    warm_ranks, cold_ranks = [], []
     for t in range(1, last):
         seconds, experts, epochs, val_ndcg = 0.0, {}, 0, None
         if model is not None:
@@ -130,7 +130,7 @@ def run_variant(
         )
         ranks = rank_cases(score, cases, protocol.known_upto(t))
         cold = protocol.first_window[cases.targets] == t
-        all_ranks.append(ranks)
+        warm_ranks.append(ranks[~cold])
         cold_ranks.append(ranks[cold])
         record = {
             "window": t,
@@ -152,12 +152,16 @@ def run_variant(
             "train_seconds_per_window": float(np.mean([w["train_seconds"] for w in windows])),
         }
     avg = {k: float(np.mean([w[k] for w in windows])) for k in METRICS}
-    cold_all = np.concatenate(cold_ranks) if cold_ranks else np.zeros(0)
+    cold_all = np.concatenate(cold_ranks) if cold_ranks else np.zeros((0, 2), np.int64)
     cold = mean_metrics(metrics_from_ranks(cold_all, (10,)))
+    # warm = targets seen before their test window, pooled over windows like `cold`
+    warm_all = np.concatenate(warm_ranks) if warm_ranks else np.zeros((0, 2), np.int64)
+    warm = mean_metrics(metrics_from_ranks(warm_all, (10,)))
     trained = [w["train_seconds"] for w in windows if w["epochs"]]
     return {
         "avg": avg,
         "cold": {**cold, "cases": len(cold_all)},
+        "warm": {**warm, "cases": len(warm_all)},
         "windows": windows,
         "train_seconds_per_window": float(np.mean(trained)) if trained else 0.0,
         "seconds_per_epoch": (

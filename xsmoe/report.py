@@ -33,8 +33,12 @@ def combine_seeds(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any
             k: float(np.std([r["avg"][k] for r in runs], ddof=1) / np.sqrt(len(runs)))
             for k in METRICS
         },
-        "cold": {k: mean([r["cold"][k] for r in runs]) for k in ("hr@10", "ndcg@10")}
-        | {"cases": runs[0]["cold"]["cases"]},
+        **{
+            part: {k: mean([r[part][k] for r in runs]) for k in ("hr@10", "ndcg@10")}
+            | {"cases": runs[0][part]["cases"]}
+            for part in ("cold", "warm")
+            if part in runs[0]
+        },
         "windows": windows,
         "per_seed_avg": [r["avg"] for r in runs],
         "seeds": seeds,
@@ -54,17 +58,18 @@ def markdown(document: dict[str, Any]) -> str:
         "(averages over test windows; cold = targets first seen in their test window).",
         "",
         "| variant | HR@10 | NDCG@10 (± s.e. over seeds) | HR@20 | NDCG@20 | cold HR@10 "
-        "| cold NDCG@10 "
+        "| cold NDCG@10 | warm NDCG@10 "
         "| s/window | s/epoch | trainable params | total params | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in variants.items():
         a, c = r["avg"], r["cold"]
+        warm = r.get("warm", {}).get("ndcg@10", float("nan"))
         lines.append(
             f"| {name} | {a['hr@10']:.4f} "
             f"| {a['ndcg@10']:.4f} ± {r.get('avg_se', r['avg_std'])['ndcg@10']:.4f} "
             f"| {a['hr@20']:.4f} "
-            f"| {a['ndcg@20']:.4f} | {c['hr@10']:.4f} | {c['ndcg@10']:.4f} "
+            f"| {a['ndcg@20']:.4f} | {c['hr@10']:.4f} | {c['ndcg@10']:.4f} | {warm:.4f} "
             f"| {r['train_seconds_per_window']:.1f} | {r['seconds_per_epoch']:.2f} "
             f"| {r['trainable_params']:,} | {r['total_params']:,} | {r['peak_rss_mb']:.0f} |"
         )
