@@ -28,6 +28,8 @@ from service.store import Store
 from service.sync import CatalogSync
 from service.watcher import SnapshotWatcher
 
+SHUTDOWN_TIMEOUT_S = 5.0  # per step of the lifespan's shutdown
+
 log = logging.getLogger(__name__)
 
 DESCRIPTION = """
@@ -92,10 +94,16 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            # Bounded shutdown: a task stuck past cancellation (e.g. awaiting a thread)
+            # is logged and left behind rather than holding the process open.
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await client.aclose()
+            _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT_S)
+            if stuck:
+                names = sorted(t.get_name() for t in stuck)
+                log.warning("shutdown: %s did not stop in %.0f s", names, SHUTDOWN_TIMEOUT_S)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.aclose(), timeout=SHUTDOWN_TIMEOUT_S)
 
     app = FastAPI(
         title="xsmoe",
