@@ -38,16 +38,19 @@ class VariantSpec:
     # a user would otherwise run), instead of fine-tuning on the newest window only.
     retrain_all: bool = False
     id_residual: bool = False  # content + warm-item ID residual (an option, not a default)
+    # the variant whose tuned hyper-parameters this one uses (the same model, trained
+    # differently or with an add-on) when it was not tuned itself
+    tuned_as: str | None = None
 
 
 SPECS = {
     "pop": VariantSpec(None, trains=False),
     "sasrec-id": VariantSpec(None, id_embeddings=True),
-    "sasrec-all": VariantSpec(None, id_embeddings=True, retrain_all=True),
+    "sasrec-all": VariantSpec(None, id_embeddings=True, retrain_all=True, tuned_as="sasrec-id"),
     "frozen": VariantSpec(0),
     "xsmoe-fixed": VariantSpec(1),
     "xsmoe": VariantSpec(1, expand=True),
-    "xsmoe-idres": VariantSpec(1, expand=True, id_residual=True),
+    "xsmoe-idres": VariantSpec(1, expand=True, id_residual=True, tuned_as="xsmoe"),
     "full-ft": VariantSpec(None),
 }
 

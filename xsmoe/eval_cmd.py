@@ -124,7 +124,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     tuned = read_tuned(args.tuned) if args.tuned else {}
     jobs, owners, chosen = [], [], {}
     for name in variants:
-        setting = tuned.get(name, {})
+        fallback = SPECS[name].tuned_as
+        setting = tuned.get(name, tuned.get(fallback, {}) if fallback else {})
         chosen[name] = setting
         train_keys = {k: v for k, v in setting.items() if k not in ("dropout", "max_len")}
         for seed in seeds if SPECS[name].trains else seeds[:1]:
