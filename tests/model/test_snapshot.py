@@ -133,3 +133,40 @@ def test_weights_that_do_not_fit_the_config_are_refused(tmp_path: Path) -> None:
     (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(SnapshotError, match="do not fit the recorded architecture"):
         load_snapshot(path)
+
+
+def test_utilization_travels_with_the_snapshot_so_a_restarted_worker_can_prune(
+    tmp_path: Path,
+) -> None:
+    table, _ = cyclic_stream()
+    model, _, path = _save(tmp_path)
+    model.train()
+    model.encode_items(table.take(torch.arange(len(table))))  # usage after the last prune
+    path = save_snapshot(
+        tmp_path, model, [f"item-{i}" for i in range(len(table))],
+        model.item_embeddings(table).numpy(), SPECS,
+    )  # fmt: skip
+    loaded = load_snapshot(path)
+    assert loaded.model.utilization() == model.utilization()
+    assert any(s for stages in loaded.model.utilization().values() for s in stages)
+
+
+def test_snapshots_written_before_utilization_was_saved_still_load(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from model import snapshot as snap
+
+    _, _, path = _save(tmp_path)
+    weights = load_file(str(path / "weights.safetensors"))
+    old = {k: v for k, v in weights.items() if not k.endswith(("usage_sum", "usage_count"))}
+    save_file(old, str(path / "weights.safetensors"))
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["checksums"]["weights.safetensors"] = snap._sha256(path / "weights.safetensors")
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    assert load_snapshot(path).model.config.experts == {"text": (3, 4)}
+    del old[next(k for k in old if k.endswith("router.weight"))]  # a real weight missing
+    save_file(old, str(path / "weights.safetensors"))
+    manifest["checksums"]["weights.safetensors"] = snap._sha256(path / "weights.safetensors")
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SnapshotError, match="missing keys"):
+        load_snapshot(path)
