@@ -127,7 +127,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         fallback = SPECS[name].tuned_as
         setting = tuned.get(name, tuned.get(fallback, {}) if fallback else {})
         chosen[name] = setting
-        train_keys = {k: v for k, v in setting.items() if k not in ("dropout", "max_len")}
         for seed in seeds if SPECS[name].trains else seeds[:1]:
             jobs.append(
                 eval_jobs.payload(
@@ -135,10 +134,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     args.dataset,
                     name,
                     protocol,
-                    replace(train, seed=seed, **train_keys),
+                    replace(train, seed=seed),
                     max_experts=args.max_experts,
-                    dropout=setting.get("dropout", args.dropout),
-                    max_len=setting.get("max_len", args.max_len),
+                    dropout=args.dropout,
+                    max_len=args.max_len,
+                    setting=setting,
                     full_ft_windows=args.full_ft_windows,
                     full_ft_layers=args.full_ft_layers,
                 )

@@ -23,6 +23,8 @@ from model.train import TrainConfig
 from model.variants import run_variant
 from xsmoe import pipeline
 
+USER_KEYS = ("dropout", "max_len")  # settings of the user encoder, not of TrainConfig
+
 
 def payload(
     settings: Settings,
@@ -34,10 +36,14 @@ def payload(
     max_experts: int,
     dropout: float,
     max_len: int,
+    setting: dict[str, Any] | None = None,
     test: bool = True,
     full_ft_windows: int = 2,
     full_ft_layers: int = 2,
 ) -> dict[str, Any]:
+    """One job; `setting` (from `xsmoe tune`) overrides training and user-encoder values."""
+    setting = setting or {}
+    train = replace(train, **{k: v for k, v in setting.items() if k not in USER_KEYS})
     return {
         "settings": settings.model_dump(mode="json"),
         "dataset": dataset,
@@ -45,8 +51,8 @@ def payload(
         "protocol": asdict(protocol),
         "train": asdict(train),
         "max_experts": max_experts,
-        "dropout": dropout,
-        "max_len": max_len,
+        "dropout": setting.get("dropout", dropout),
+        "max_len": setting.get("max_len", max_len),
         "test": test,
         "full_ft_windows": full_ft_windows,
         "full_ft_layers": full_ft_layers,

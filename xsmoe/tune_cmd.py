@@ -96,17 +96,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     jobs, labels = [], []
     for name in variants:
         for combo in combos:
-            train_keys = {k: v for k, v in combo.items() if k not in ("dropout", "max_len")}
             jobs.append(
                 eval_jobs.payload(
                     settings,
                     args.dataset,
                     name,
                     protocol,
-                    replace(base, seed=args.seed, **train_keys),
+                    replace(base, seed=args.seed),
                     max_experts=args.max_experts,
-                    dropout=combo.get("dropout", args.dropout),
-                    max_len=combo.get("max_len", args.max_len),
+                    dropout=args.dropout,
+                    max_len=args.max_len,
+                    setting=combo,
                     test=False,
                 )
             )
