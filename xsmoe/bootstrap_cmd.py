@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections import Counter
 from dataclasses import replace
@@ -18,6 +19,8 @@ from model.streaming import ProtocolConfig
 from model.train import TrainConfig, train_window
 from xsmoe import pipeline
 
+log = logging.getLogger(__name__)
+
 
 def register(commands: Any) -> None:
     cmd = commands.add_parser(
@@ -25,10 +28,15 @@ def register(commands: Any) -> None:
         help="train XSMoE on the first time windows and write the first snapshot",
         description="Writes SNAPSHOT_DIR/v000001 (or the next version) and points CURRENT at it.",
     )
-    cmd.add_argument("--dataset", choices=pipeline.DATASETS, default="ml-100k")
+    pipeline.add_dataset_options(cmd)
     cmd.add_argument("--out", type=Path, help="snapshot directory (default DATA_DIR/snapshots)")
     cmd.add_argument("--windows", type=int, default=10, help="time windows the log is cut into")
-    cmd.add_argument("--train-windows", type=int, default=5, help="how many first windows to train")
+    cmd.add_argument(
+        "--train-windows",
+        type=int,
+        help="how many first windows to train (default: 5 of ml-100k, so the later half can be "
+        "replayed; all of your own interactions)",
+    )
     cmd.add_argument("--max-epochs", type=int, default=30)
     cmd.add_argument("--seed", type=int, default=0)
     cmd.add_argument(
@@ -44,16 +52,29 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.train_windows is None:
+        args.train_windows = args.windows if args.catalog else min(5, args.windows)
     if not 1 <= args.train_windows <= args.windows:
         raise SystemExit("error: --train-windows must be within 1..--windows")
     out: Path = args.out or settings.snapshots
     if args.if_missing and current_version(out) is not None:
         print(f"snapshot {current_version(out)} is current in {out}: nothing to do")  # noqa: T201
         return 0
-    dataset = pipeline.load_dataset(args.dataset)
+    dataset = pipeline.dataset_from_args(args)
+    if len(dataset.interactions) < 2 * args.windows:
+        raise SystemExit(
+            f"error: {len(dataset.interactions)} interactions are too few to bootstrap from "
+            f"({args.windows} windows need at least {2 * args.windows}); pass --interactions, "
+            "or fewer --windows"
+        )
     store, _ = pipeline.ensure_features(settings, dataset.name, dataset.items)
     table = pipeline.content_table(store)
-    protocol = pipeline.streaming_protocol(dataset, store, ProtocolConfig(n_windows=args.windows))
+    # Your own log trains on every user with a transition to learn; the built-in
+    # dataset keeps the evaluation's 5-interaction core, so both read the same windows.
+    core = 2 if args.catalog else ProtocolConfig.user_core
+    protocol = pipeline.streaming_protocol(
+        dataset, store, ProtocolConfig(n_windows=args.windows, user_core=core)
+    )
     base = pipeline.base_config(table)
     if args.id_residual:
         base = replace(base, id_residual_rows=len(table))
@@ -63,15 +84,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for t in tqdm(
         range(args.train_windows), desc="training windows", unit="window", file=sys.stderr
     ):
+        sequences = protocol.train_sequences(t)
+        if not any(len(s) >= 2 for s in sequences):
+            log.warning("window %d: no user has two interactions in it; skipped", t)
+            continue
         reports.append(
             train_window(
-                model,
-                table,
-                protocol.train_sequences(t),
-                protocol.val_cases(t),
-                protocol.known_upto(t),
-                config,
+                model, table, sequences, protocol.val_cases(t), protocol.known_upto(t), config
             )
+        )
+    if not reports:
+        raise SystemExit(
+            "error: no window had a user with two interactions to learn from; "
+            "pass fewer --windows or more interactions"
         )
     embeddings = model.item_embeddings(table).numpy()
     n_trained = sum(len(w.rows) for w in protocol.raw[: args.train_windows])
@@ -85,7 +110,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         metrics={"val_ndcg@10": reports[-1].best_val_ndcg},
         extra={
             "source": {
-                "dataset": args.dataset,
+                "dataset": dataset.name,
                 "windows": args.windows,
                 "trained_windows": args.train_windows,
                 "trained_through_ts": float(dataset.interactions.timestamps[n_trained - 1]),

@@ -26,7 +26,7 @@ def register(commands: Any) -> None:
         help="streaming evaluation of the variants (HR/NDCG@10,20) on one dataset",
         description="Train on window t-1, test on window t, for every variant on the same splits.",
     )
-    cmd.add_argument("--dataset", choices=pipeline.DATASETS, default="ml-100k")
+    pipeline.add_dataset_options(cmd)
     cmd.add_argument(
         "--variants",
         default=",".join(MAIN_VARIANTS),
@@ -115,7 +115,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         ) from None
     if not seeds:
         raise SystemExit("error: --seeds: give at least one seed")
-    dataset = pipeline.load_dataset(args.dataset)
+    source = pipeline.dataset_source(args)
+    dataset = pipeline.load_source(source)
     pipeline.ensure_features(settings, dataset.name, dataset.items)  # the children only read it
     protocol = ProtocolConfig(n_windows=args.windows, user_core=args.user_core)
     if args.lr <= 0 or args.max_experts < 1 or args.jobs < 1:
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             jobs.append(
                 eval_jobs.payload(
                     settings,
-                    args.dataset,
+                    source,
                     name,
                     protocol,
                     replace(train, seed=seed),
@@ -155,7 +156,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         mine = [r for r, owner in zip(runs, owners, strict=True) if owner == name]
         results[name] = report.combine_seeds(mine, seeds[: len(mine)])
     document = {
-        "dataset": args.dataset,
+        "dataset": dataset.name,
+        "source": source,
         "protocol": asdict(protocol),
         "train": asdict(train),
         "user": {"max_len": args.max_len, "dropout": args.dropout},

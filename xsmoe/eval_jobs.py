@@ -28,7 +28,7 @@ USER_KEYS = ("dropout", "max_len")  # settings of the user encoder, not of Train
 
 def payload(
     settings: Settings,
-    dataset: str,
+    source: dict[str, str | None],
     variant: str,
     protocol: ProtocolConfig,
     train: TrainConfig,
@@ -46,7 +46,7 @@ def payload(
     train = replace(train, **{k: v for k, v in setting.items() if k not in USER_KEYS})
     return {
         "settings": settings.model_dump(mode="json"),
-        "dataset": dataset,
+        "source": source,
         "variant": variant,
         "protocol": asdict(protocol),
         "train": asdict(train),
@@ -66,7 +66,7 @@ def _child(job: dict[str, Any], threads: int, show_progress: bool) -> dict[str, 
 
     torch.set_num_threads(threads)
     torch.manual_seed(job["train"]["seed"])
-    dataset = pipeline.load_dataset(job["dataset"])
+    dataset = pipeline.load_source(job["source"])
     store = pipeline.open_features(settings, dataset.name)
     table = pipeline.content_table(store)
     base = pipeline.base_config(

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from common.settings import Settings
-from model.data import ML100K, CatalogItem, Dataset, load_movielens_100k
+from model.data import (
+    ML100K,
+    CatalogItem,
+    Dataset,
+    Interactions,
+    load_catalog,
+    load_interactions,
+    load_movielens_100k,
+)
 from model.errors import DatasetError
 from model.feature_build import BuildReport, CatalogEncoder, build_features
 from model.features import FeatureStore
@@ -19,13 +30,79 @@ from model.recommender import RecommenderConfig
 from model.streaming import ProtocolConfig, StreamingProtocol
 from model.user_encoder import UserEncoderConfig
 
+log = logging.getLogger(__name__)
+
 DATASETS = (ML100K,)
 
 
-def load_dataset(name: str) -> Dataset:
+def load_dataset(
+    name: str, catalog: Path | str | None = None, interactions: Path | str | None = None
+) -> Dataset:
+    """A built-in dataset by name, or a user's own files (the catalog names the dataset)."""
+    if catalog is not None:
+        return load_files(Path(catalog), Path(interactions) if interactions else None)
+    if interactions is not None:
+        raise DatasetError("--interactions needs --catalog (the items they refer to)")
     if name == ML100K:
         return load_movielens_100k()
     raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+
+
+def load_files(catalog: Path, interactions: Path | None) -> Dataset:
+    """Catalog JSONL + interactions CSV/JSONL; events on items the catalog lacks are dropped
+    (counted in the log), since nothing can be learned about an item without features."""
+    items = load_catalog(catalog)
+    if not items:
+        raise DatasetError(f"{catalog}: the catalog has no items")
+    events = load_interactions(interactions) if interactions else Interactions.from_rows([])
+    known = {item.item_id for item in items}
+    keep = np.fromiter((i in known for i in events.item_ids), bool, len(events))
+    if not keep.all():
+        missing = sorted({str(i) for i in events.item_ids[~keep]})
+        log.warning(
+            "%s: %d interactions name %d items that %s lacks (e.g. %s): dropped",
+            interactions,
+            int((~keep).sum()),
+            len(missing),
+            catalog,
+            ", ".join(missing[:5]),
+        )
+        if not keep.any():
+            raise DatasetError(f"{interactions}: no interaction names an item of {catalog}")
+        events = Interactions(events.user_ids[keep], events.item_ids[keep], events.timestamps[keep])
+    return Dataset(catalog.stem, items, events)
+
+
+def add_dataset_options(cmd: argparse.ArgumentParser) -> None:
+    """--dataset (built-in) or --catalog [--interactions] (your own files)."""
+    cmd.add_argument("--dataset", choices=DATASETS, default=ML100K, help="a built-in dataset")
+    cmd.add_argument(
+        "--catalog",
+        type=Path,
+        help="your catalog (JSONL: item_id, text?, image?); replaces --dataset",
+    )
+    cmd.add_argument(
+        "--interactions",
+        type=Path,
+        help="your interactions (CSV with header user_id,item_id,timestamp, or JSONL)",
+    )
+
+
+def dataset_source(args: argparse.Namespace) -> dict[str, str | None]:
+    """Where a command's data comes from, as plain strings (travels to child processes)."""
+    return {
+        "dataset": args.dataset,
+        "catalog": str(args.catalog) if args.catalog else None,
+        "interactions": str(args.interactions) if args.interactions else None,
+    }
+
+
+def dataset_from_args(args: argparse.Namespace) -> Dataset:
+    return load_source(dataset_source(args))
+
+
+def load_source(source: dict[str, str | None]) -> Dataset:
+    return load_dataset(source["dataset"] or ML100K, source["catalog"], source["interactions"])
 
 
 def catalog_encoder(settings: Settings) -> CatalogEncoder:

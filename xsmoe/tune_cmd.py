@@ -43,7 +43,7 @@ def register(commands: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    cmd.add_argument("--dataset", choices=pipeline.DATASETS, default="ml-100k")
+    pipeline.add_dataset_options(cmd)
     cmd.add_argument("--variants", default="sasrec-id,frozen,xsmoe-fixed,xsmoe")
     cmd.add_argument(
         "--grid",
@@ -89,7 +89,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise SystemExit(f"error: --variants: {bad} cannot be tuned; trained variants only")
     grid = parse_grid(args.grid)
     base = train_config(args)
-    dataset = pipeline.load_dataset(args.dataset)
+    source = pipeline.dataset_source(args)
+    dataset = pipeline.load_source(source)
     pipeline.ensure_features(settings, dataset.name, dataset.items)
     protocol = ProtocolConfig(n_windows=args.windows)
     combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             jobs.append(
                 eval_jobs.payload(
                     settings,
-                    args.dataset,
+                    source,
                     name,
                     protocol,
                     replace(base, seed=args.seed),
@@ -127,7 +128,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         for name in variants
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    document = {"dataset": args.dataset, "seed": args.seed, "grid": grid, "rows": rows}
+    document = {
+        "dataset": dataset.name,
+        "source": source,
+        "seed": args.seed,
+        "grid": grid,
+        "rows": rows,
+    }
     document["best"] = {n: b["setting"] for n, b in best.items()}
     (args.out / "tune.json").write_text(json.dumps(document, indent=2))
     lines = ["| variant | setting | validation NDCG@10 | s/window |", "|---|---|---|---|"]

@@ -23,7 +23,9 @@ from typing import Any
 import httpx
 
 from common.settings import Settings
+from model.data import ML100K
 from model.snapshot import current_version
+from xsmoe import pipeline
 from xsmoe.redis_server import EmbeddedRedis
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,11 @@ def register(commands: Any) -> None:
     )
     cmd.add_argument("--host", default="127.0.0.1")
     cmd.add_argument("--port", type=int, default=8000)
-    cmd.add_argument("--dataset", default="ml-100k", help="what to bootstrap from if needed")
+    cmd.add_argument(
+        "--dataset", choices=pipeline.DATASETS, default=ML100K, help="bootstrap from it if needed"
+    )
+    cmd.add_argument("--catalog", type=Path, help="bootstrap from your own catalog (JSONL)")
+    cmd.add_argument("--interactions", type=Path, help="... and its interactions (CSV or JSONL)")
     cmd.add_argument("--no-worker", action="store_true", help="serve only")
     cmd.set_defaults(handler=run)
 
@@ -70,6 +76,9 @@ def _wait_ready(url: str, procs: list[subprocess.Popen[bytes]], stop: threading.
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if not _port_free(args.host, args.port):
         raise SystemExit(f"error: port {args.port} on {args.host} is in use; pass --port")
+    for path in (args.catalog, args.interactions):
+        if path is not None and not path.is_file():
+            raise SystemExit(f"error: {path}: no such file")
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -86,9 +95,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         root: Path = settings.snapshots.resolve()
         if current_version(root) is None:
-            log.info("no snapshot in %s: bootstrapping from %s (a few minutes)", root, args.dataset)
-            cmd = [sys.executable, "-m", "xsmoe", "bootstrap", "--dataset", args.dataset]
-            subprocess.run([*cmd, "--out", str(root)], check=True)
+            source = args.catalog or args.dataset
+            log.info("no snapshot in %s: bootstrapping from %s (a few minutes)", root, source)
+            cmd = [sys.executable, "-m", "xsmoe", "bootstrap", "--out", str(root)]
+            if args.catalog:
+                cmd += ["--catalog", str(args.catalog)]
+                cmd += ["--interactions", str(args.interactions)] if args.interactions else []
+            else:
+                cmd += ["--dataset", args.dataset]
+            code = subprocess.run(cmd).returncode
+            if code != 0:  # bootstrap said why on stderr
+                log.error("bootstrap failed (exit %d); nothing started", code)
+                return code
         env = {**DEMO_WORKER, **os.environ, "XSMOE_REDIS_URL": redis_url}
         env["XSMOE_SNAPSHOT_DIR"] = str(root)
         env["XSMOE_DATA_DIR"] = str(settings.data_dir.resolve())
