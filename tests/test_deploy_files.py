@@ -23,6 +23,11 @@ def test_compose_has_redis_with_aof_api_replicas_one_worker_and_a_snapshot_volum
         assert services[role]["depends_on"]["redis"]["condition"] == "service_healthy"
         assert "snapshots:/snapshots" in services[role]["volumes"]
     assert "8000-8009" in services["api"]["ports"][0]  # a port range: --scale api=N
+    # the bootstrap reads your own files from a mounted folder, named by env settings
+    boot = services["bootstrap"]
+    assert boot["command"] == ["bootstrap", "--if-missing"]
+    assert {"XSMOE_CATALOG", "XSMOE_INTERACTIONS", "XSMOE_DATASET"} <= set(boot["environment"])
+    assert any(v.endswith(":/input:ro") for v in boot["volumes"])
     assert services["api"]["environment"]["XSMOE_API__MODE"].startswith("${XSMOE_API__MODE:-prod")
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
     assert "AS api" in dockerfile and "AS worker" in dockerfile

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -74,17 +75,26 @@ def load_files(catalog: Path, interactions: Path | None) -> Dataset:
 
 
 def add_dataset_options(cmd: argparse.ArgumentParser) -> None:
-    """--dataset (built-in) or --catalog [--interactions] (your own files)."""
-    cmd.add_argument("--dataset", choices=DATASETS, default=ML100K, help="a built-in dataset")
+    """--dataset (built-in) or --catalog [--interactions] (your own files). The defaults come
+    from XSMOE_DATASET, XSMOE_CATALOG and XSMOE_INTERACTIONS (how docker-compose passes them)."""
+    cmd.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default=os.environ.get("XSMOE_DATASET") or ML100K,
+        help="a built-in dataset (env XSMOE_DATASET)",
+    )
     cmd.add_argument(
         "--catalog",
         type=Path,
-        help="your catalog (JSONL: item_id, text?, image?); replaces --dataset",
+        default=os.environ.get("XSMOE_CATALOG") or None,
+        help="your catalog (JSONL: item_id, text?, image?); replaces --dataset (env XSMOE_CATALOG)",
     )
     cmd.add_argument(
         "--interactions",
         type=Path,
-        help="your interactions (CSV with header user_id,item_id,timestamp, or JSONL)",
+        default=os.environ.get("XSMOE_INTERACTIONS") or None,
+        help="your interactions (CSV with header user_id,item_id,timestamp, or JSONL; "
+        "env XSMOE_INTERACTIONS)",
     )
 
 
