@@ -29,6 +29,10 @@ class RecommenderConfig:
     n_item_ids: int = 0  # > 0: learned item-ID embeddings instead of content (baseline)
     trained_windows: int = 0  # windows trained so far: a fresh model does not grow first
     id_residual_rows: int = 0  # > 0: content + a warm-item ID residual per catalog row
+    # A first snapshot built before any interaction exists: the (untrained) user encoder
+    # is bypassed and a user is the mean of their items' content vectors, so it serves
+    # items similar in content. Training clears it.
+    content_only: bool = False
 
     @classmethod
     def for_content(
@@ -57,6 +61,7 @@ class RecommenderConfig:
             n_item_ids=int(data.get("n_item_ids", 0)),
             trained_windows=int(data.get("trained_windows", 0)),
             id_residual_rows=int(data.get("id_residual_rows", 0)),
+            content_only=bool(data.get("content_only", False)),
         )
 
 
@@ -160,6 +165,9 @@ class Recommender(nn.Module):
     @torch.no_grad()
     def user_embeddings(self, histories: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """(B, T, d) right-aligned history item embeddings -> (B, d) user vectors."""
+        if self.config.content_only:
+            weights = valid.unsqueeze(-1).to(histories.dtype)  # (B, T, 1)
+            return (histories * weights).sum(1) / weights.sum(1).clamp_min(1.0)
         if not self.training:  # serving: no module walk twice per call
             return self.user_states(histories, valid)[:, -1]
         self.eval()

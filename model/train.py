@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
 import numpy as np
@@ -120,6 +120,8 @@ def train_window(
     chunks = training_chunks([s for s in sequences if len(s) >= 2], model.config.user.max_len)
     if not chunks:
         raise ValueError("no user in this window has two interactions to learn from")
+    if model.config.content_only:  # from here on the user encoder is trained and used
+        model.config = replace(model.config, content_only=False)
     grow = config.expand and model.config.trained_windows > 0
     pruned = model.prune_and_expand(config.prune_tau) if grow else {}
     model.reset_utilization()  # the next window's prune reads this window's usage only

@@ -56,6 +56,7 @@ def publish_snapshot(
     item_ids: list[str] | None = None,
     experts: int = 1,
     make_current: bool = True,
+    content_only: bool = False,
 ) -> str:
     """Encode the items with the deployment's encoders, build a random-init model, save."""
     ids = item_ids or ITEM_IDS
@@ -78,7 +79,10 @@ def publish_snapshot(
         embed_dim=32,
         bottleneck=8,
         user=UserEncoderConfig(dim=32, max_len=10, dropout=0.0),
-        trained_windows=1,  # stands for a trained (bootstrap) snapshot: the worker grows it
+        # stands for a trained (bootstrap) snapshot, which the worker grows; or for the
+        # content-only first snapshot of a catalog with no interactions yet
+        trained_windows=0 if content_only else 1,
+        content_only=content_only,
     )
     torch.manual_seed(seed)
     model = Recommender(config).eval()

@@ -114,5 +114,21 @@ def test_bad_own_files_get_line_numbered_errors(
     assert "events.csv:3: 'timestamp' must be epoch seconds or ISO 8601" in capsys.readouterr().err
     assert main(["bootstrap", "--interactions", str(events)]) == 2
     assert "--interactions needs --catalog" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="too few to bootstrap"):
-        main(["bootstrap", "--catalog", str(tiny_env)])  # no interactions yet
+
+
+def test_a_catalog_with_no_interactions_gets_a_content_only_snapshot(
+    tiny_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    from model.snapshot import load_current
+
+    _shop_files(tiny_env)
+    out = tiny_env.parent / "snapshots"
+    assert main(["bootstrap", "--catalog", str(tiny_env), "--out", str(out)]) == 0
+    assert "content-only (not trained yet)" in capsys.readouterr().out
+    snap = load_current(out)
+    assert snap.model.config.content_only and snap.manifest["source"]["trained_interactions"] == 0
+    # A user is the mean of their items' content vectors: similar content comes first.
+    history = torch.from_numpy(snap.embeddings[[3, 7]])
+    torch.testing.assert_close(snap.model.user_embedding(history), history.mean(0))

@@ -16,7 +16,7 @@ from common.settings import Settings
 from model.recommender import Recommender
 from model.snapshot import current_version, save_snapshot, set_current
 from model.streaming import ProtocolConfig
-from model.train import TrainConfig, train_window
+from model.train import TrainConfig, WindowReport, train_window
 from xsmoe import pipeline
 
 log = logging.getLogger(__name__)
@@ -61,63 +61,66 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"snapshot {current_version(out)} is current in {out}: nothing to do")  # noqa: T201
         return 0
     dataset = pipeline.dataset_from_args(args)
-    if len(dataset.interactions) < 2 * args.windows:
-        raise SystemExit(
-            f"error: {len(dataset.interactions)} interactions are too few to bootstrap from "
-            f"({args.windows} windows need at least {2 * args.windows}); pass --interactions, "
-            "or fewer --windows"
-        )
     store, _ = pipeline.ensure_features(settings, dataset.name, dataset.items)
     table = pipeline.content_table(store)
-    # Your own log trains on every user with a transition to learn; the built-in
-    # dataset keeps the evaluation's 5-interaction core, so both read the same windows.
-    core = 2 if args.catalog else ProtocolConfig.user_core
-    protocol = pipeline.streaming_protocol(
-        dataset, store, ProtocolConfig(n_windows=args.windows, user_core=core)
-    )
     base = pipeline.base_config(table)
     if args.id_residual:
         base = replace(base, id_residual_rows=len(table))
     model = Recommender(base)
-    config = TrainConfig(max_epochs=args.max_epochs, seed=args.seed)
-    reports = []
-    for t in tqdm(
-        range(args.train_windows), desc="training windows", unit="window", file=sys.stderr
-    ):
-        sequences = protocol.train_sequences(t)
-        if not any(len(s) >= 2 for s in sequences):
-            log.warning("window %d: no user has two interactions in it; skipped", t)
-            continue
-        reports.append(
-            train_window(
-                model, table, sequences, protocol.val_cases(t), protocol.known_upto(t), config
+    reports: list[WindowReport] = []
+    n_trained = 0
+    if len(dataset.interactions) >= 2 * args.windows:
+        # Your own log trains on every user with a transition to learn; the built-in
+        # dataset keeps the evaluation's 5-interaction core, so both read the same windows.
+        core = 2 if args.catalog else ProtocolConfig.user_core
+        protocol = pipeline.streaming_protocol(
+            dataset, store, ProtocolConfig(n_windows=args.windows, user_core=core)
+        )
+        config = TrainConfig(max_epochs=args.max_epochs, seed=args.seed)
+        for t in tqdm(
+            range(args.train_windows), desc="training windows", unit="window", file=sys.stderr
+        ):
+            sequences = protocol.train_sequences(t)
+            if not any(len(s) >= 2 for s in sequences):
+                log.warning("window %d: no user has two interactions in it; skipped", t)
+                continue
+            reports.append(
+                train_window(
+                    model, table, sequences, protocol.val_cases(t), protocol.known_upto(t), config
+                )
             )
-        )
+        n_trained = sum(len(w.rows) for w in protocol.raw[: args.train_windows])
     if not reports:
-        raise SystemExit(
-            "error: no window had a user with two interactions to learn from; "
-            "pass fewer --windows or more interactions"
+        # No interactions yet (or none to learn from): serve similar content and, once
+        # feedback arrives, popular items; the worker trains from its first window.
+        log.warning(
+            "%d interactions: nothing to train on; writing a content-only first snapshot",
+            len(dataset.interactions),
         )
+        model = Recommender(replace(base, content_only=True))
+        n_trained = len(dataset.interactions)
     embeddings = model.item_embeddings(table).numpy()
-    n_trained = sum(len(w.rows) for w in protocol.raw[: args.train_windows])
     seen = Counter(dataset.interactions.item_ids[:n_trained].tolist())
+    source: dict[str, Any] = {
+        "dataset": dataset.name,
+        "windows": args.windows,
+        "trained_windows": len(reports),
+        "trained_interactions": n_trained,
+    }
+    if n_trained:
+        source["trained_through_ts"] = float(dataset.interactions.timestamps[n_trained - 1])
+    val = reports[-1].best_val_ndcg if reports else None
     path = save_snapshot(
         out,
         model,
         list(store.item_ids),
         embeddings,
         {m: store.specs[m] for m in table.features},
-        metrics={"val_ndcg@10": reports[-1].best_val_ndcg},
+        metrics={"val_ndcg@10": val} if val is not None else {},
         extra={
-            "source": {
-                "dataset": dataset.name,
-                "windows": args.windows,
-                "trained_windows": args.train_windows,
-                "trained_through_ts": float(dataset.interactions.timestamps[n_trained - 1]),
-                "trained_interactions": n_trained,
-            },
+            "source": source,
             "popular": [item for item, _ in seen.most_common(1000)],
-            "utilization": reports[-1].utilization,
+            "utilization": reports[-1].utilization if reports else {},
             "windows": [
                 {"epochs": r.epochs, "val_ndcg@10": r.best_val_ndcg, "seconds": round(r.seconds, 2)}
                 for r in reports
@@ -126,8 +129,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     set_current(out, path.name)  # the pointer last
     experts = model.current_config().experts
+    quality = f"val NDCG@10 {val:.4f}" if val is not None else "content-only (not trained yet)"
     print(  # noqa: T201 - the CLI's own output
         f"snapshot {path.name} written to {out} and made current: {len(store)} items, "
-        f"experts per stage {experts}, val NDCG@10 {reports[-1].best_val_ndcg:.4f}"
+        f"experts per stage {experts}, {quality}"
     )
     return 0

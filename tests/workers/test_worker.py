@@ -130,3 +130,30 @@ def test_a_redis_restart_is_survived(settings: ServiceSettings, tmp_path: Path) 
         worker.stop.set()
         thread.join(timeout=30)
         server.stop()
+
+
+def test_a_content_only_first_snapshot_is_trained_by_the_first_window(
+    settings: ServiceSettings,
+) -> None:
+    from tests.deployment import publish_snapshot
+
+    root = settings.snapshots
+    first = publish_snapshot(root, settings, content_only=True)  # a catalog, no interactions
+    worker = Worker(worker_settings_for(settings, window_events=240, epsilon=0.05))
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        with TestClient(create_app(settings)) as client:
+            r = client.post("/v1/feedback", json={"events": planted_events(24, 10)}, headers=W)
+            assert r.status_code == 202
+            wait_for(lambda: len(ledger.records(root)) >= 1)
+    finally:
+        worker.stop.set()
+        thread.join(timeout=30)
+    record = ledger.records(root)[0]
+    assert record["outcome"] == "promoted", record["reason"]
+    child = json.loads((root / record["version"] / "config.json").read_text())["recommender"]
+    parent = json.loads((root / first / "config.json").read_text())["recommender"]
+    assert parent["content_only"] and not child["content_only"]
+    assert child["trained_windows"] == 1
+    assert child["experts"] == parent["experts"]  # the first window trains as built: no growth
