@@ -132,3 +132,29 @@ def test_a_catalog_with_no_interactions_gets_a_content_only_snapshot(
     # A user is the mean of their items' content vectors: similar content comes first.
     history = torch.from_numpy(snap.embeddings[[3, 7]])
     torch.testing.assert_close(snap.model.user_embedding(history), history.mean(0))
+
+
+def test_a_catalog_with_images_gets_an_image_tower(
+    tiny_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    from model.snapshot import load_current
+
+    events = _shop_files(tiny_env)
+    rows = [json.loads(line) for line in tiny_env.read_text().splitlines()]
+    (tiny_env.parent / "img").mkdir()
+    for i, row in enumerate(rows):
+        if i % 3 == 0:  # some items have an image; every fifth has no text (image only)
+            Image.new("RGB", (40, 40), (i * 12, 50, 200)).save(tiny_env.parent / f"img/{i}.png")
+            row["image"] = f"img/{i}.png"
+        if i % 5 == 0:
+            row.pop("text")
+    tiny_env.write_text("\n".join(json.dumps(r) for r in rows))
+    out = tiny_env.parent / "snapshots"
+    own = ["--catalog", str(tiny_env), "--interactions", str(events)]
+    assert main(["bootstrap", *own, "--out", str(out), "--max-epochs", "2"]) == 0
+    snap = load_current(out)
+    assert set(snap.model.config.shapes) == {"text", "image"}
+    assert set(snap.manifest["experts"]) == {"text", "image"}
+    assert snap.embeddings.shape == (20, snap.model.config.embed_dim)
