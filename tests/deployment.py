@@ -57,6 +57,7 @@ def publish_snapshot(
     experts: int = 1,
     make_current: bool = True,
     content_only: bool = False,
+    images: bool = False,
 ) -> str:
     """Encode the items with the deployment's encoders, build a random-init model, save."""
     ids = item_ids or ITEM_IDS
@@ -71,10 +72,10 @@ def publish_snapshot(
         store.append(todo, encoder.encode(texts, [None] * len(todo), specs))
     ids = list(store.item_ids)  # the snapshot covers the store, in its row order
     full = ItemTable.from_store(store)
-    table = ItemTable({"text": full.features["text"]}, {"text": full.present["text"]})
-    n_layers, hidden = table.features["text"].shape[1:]
+    used = ["text", "image"] if images else ["text"]  # images: an image tower beside text
+    table = ItemTable({m: full.features[m] for m in used}, {m: full.present[m] for m in used})
     config = RecommenderConfig.for_content(
-        {"text": (n_layers, hidden)},
+        {m: (int(table.features[m].shape[1]), int(table.features[m].shape[2])) for m in used},
         experts_per_stage=experts,
         embed_dim=32,
         bottleneck=8,
@@ -92,7 +93,7 @@ def publish_snapshot(
         model,
         list(ids),
         embeddings,
-        {"text": specs["text"]},
+        {m: specs[m] for m in used},
         metrics={"val_ndcg@10": 0.1 + seed / 100},
         extra={"popular": list(ids[::-1][:5]), "source": {"dataset": DATASET}},
     )

@@ -55,12 +55,14 @@ async def add_item(
     modalities = set(model.config.shapes)
     warnings = []
     image = None
-    if image_bytes:
+    if image_bytes and "image" in modalities:
         image = await asyncio.to_thread(load_image, image_bytes)
         if image is None:
             raise InvalidInput("image: not a decodable image (JPEG, PNG, WebP, ... expected)")
-        if "image" not in modalities:
-            warnings.append(f"image ignored: model {state.version} reads {sorted(modalities)}")
+    elif image_bytes:  # never decoded: no memory spent on pixels nothing reads
+        warnings.append(
+            f"image ignored (not decoded): model {state.version} reads {sorted(modalities)}"
+        )
     has_text = bool(text and text.strip())
     if has_text and "text" not in modalities:
         warnings.append(f"text ignored: model {state.version} reads {sorted(modalities)}")

@@ -7,6 +7,8 @@ import numpy as np
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from service.app import create_app
+from service.settings import ServiceSettings
 from tests.deployment import WRITE_KEY
 
 W = {"X-API-Key": WRITE_KEY}
@@ -89,8 +91,35 @@ def test_bad_images_and_bodies_get_clear_4xx(client: TestClient) -> None:
     assert r.status_code == 422 and r.json()["detail"].startswith("image_base64")
     junk = {"item_id": "x2", "text": "toy", "image_base64": base64.b64encode(b"GIF8junk").decode()}
     r = client.post("/v1/items", json=junk, headers=W)
-    assert r.status_code == 422 and "decodable" in r.json()["detail"]
+    # The text-only model never decodes the image it ignores (so junk costs nothing).
+    assert r.status_code == 201 and r.json()["warnings"][0].startswith(
+        "image ignored (not decoded)"
+    )
     r = client.post("/v1/items", json={"item_id": "x3"}, headers=W)
     assert r.status_code == 422 and "text or image_base64" in r.json()["detail"]
     r = client.post("/v1/items/upload", data={"item_id": "x4"}, headers=W)
     assert r.status_code == 422
+
+
+def test_an_image_tower_snapshot_embeds_uploaded_images_at_once(
+    settings: ServiceSettings,
+) -> None:
+    from tests.deployment import publish_snapshot
+
+    version = publish_snapshot(settings.snapshots, settings, images=True)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/readyz").json()["version"] == version
+        r = client.post(
+            "/v1/items/upload",
+            data={"item_id": "photo-only"},  # no text: the text modality is masked
+            files={"image": ("a.png", _png(), "image/png")},
+            headers=W,
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["warnings"] == []
+        assert client.get("/v1/items/photo-only").json()["indexed"]
+        every = client.post("/v1/recommendations", json={"item_ids": ["m1"], "k": 41}).json()
+        assert "photo-only" in {x["item_id"] for x in every["items"]}  # recommendable at once
+        junk = {"item_id": "bad", "image_base64": base64.b64encode(b"GIF8junk").decode()}
+        r = client.post("/v1/items", json=junk, headers=W)
+        assert r.status_code == 422 and "decodable" in r.json()["detail"]
