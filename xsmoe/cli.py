@@ -11,6 +11,7 @@ from common.settings import Settings
 from model.errors import EncoderLoadError, ModelError
 from xsmoe import (
     bootstrap_cmd,
+    datasets_cmd,
     eval_cmd,
     features_cmd,
     replay_cmd,
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (XSMOE_LOG_LEVEL)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     features_cmd.register(commands)
+    datasets_cmd.register(commands)
     eval_cmd.register(commands)
     tune_cmd.register(commands)
     bootstrap_cmd.register(commands)

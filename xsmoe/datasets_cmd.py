@@ -1,0 +1,45 @@
+"""`xsmoe datasets synth`: write the seeded synthetic multimodal benchmark (model/synth.py)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from common.settings import Settings
+from model.synth import SynthConfig, generate
+
+
+def register(commands: Any) -> None:
+    datasets = commands.add_parser("datasets", help="generated datasets")
+    sub = datasets.add_subparsers(dest="datasets_command", required=True, metavar="ACTION")
+    synth = sub.add_parser(
+        "synth",
+        help="a seeded multimodal catalog (text + rendered images) with drifting tastes",
+        description="Writes OUT/items.jsonl, OUT/images/*.png, OUT/events.csv and OUT/synth.json "
+        "(the generator's ground truth). What it assumes: see model/synth.py.",
+    )
+    synth.add_argument("--out", type=Path, default=Path("var/datasets/synth"))
+    defaults = SynthConfig()
+    for f in fields(SynthConfig):
+        synth.add_argument(
+            f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),
+            default=getattr(defaults, f.name),
+        )  # fmt: skip
+    synth.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    config = SynthConfig(**{f.name: getattr(args, f.name) for f in fields(SynthConfig)})
+    if min(config.n_items, config.n_users, config.n_windows, config.events_per_window) < 1:
+        raise SystemExit("error: --n-items, --n-users, --n-windows, --events-per-window >= 1")
+    if not 16 <= config.image_size <= 512:
+        raise SystemExit("error: --image-size must be within 16..512")
+    counts = generate(config, args.out)
+    summary = ", ".join(f"{k} {v}" for k, v in counts.items())
+    print(f"wrote {args.out}: {summary}")  # noqa: T201 - the CLI's own output
+    print(  # noqa: T201
+        f"next: xsmoe eval --catalog {args.out}/items.jsonl --interactions {args.out}/events.csv"
+    )
+    return 0
