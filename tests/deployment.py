@@ -174,3 +174,31 @@ def planted_events(
                 }
             )
     return [events[i] for i in sorted(range(len(events)), key=lambda i: i % length)]
+
+
+def own_files(catalog: Path, n_items: int = 20, n_users: int = 25, length: int = 20,
+              images: bool = False) -> Path:  # fmt: skip
+    """A user's own files: a catalog of `n_items` products and a CSV log where each user
+    walks the item cycle (ISO timestamps), plus one event on an item the catalog lacks.
+    `images`: every third item has a PNG (relative path) and every fifth has no text."""
+    from PIL import Image
+
+    rows: list[dict[str, str]] = []
+    for i in range(n_items):
+        row = {"item_id": f"p{i}", "text": f"product {i} in aisle {i % 4}"}
+        if images and i % 3 == 0:
+            (catalog.parent / "img").mkdir(exist_ok=True)
+            Image.new("RGB", (40, 40), (i * 12, 50, 200)).save(catalog.parent / f"img/{i}.png")
+            row["image"] = f"img/{i}.png"
+        if images and i % 5 == 0:
+            row.pop("text")
+        rows.append(row)
+    catalog.write_text("\n".join(json.dumps(row) for row in rows))
+    lines = ["user_id,item_id,timestamp"]
+    for k in range(length):
+        for u in range(n_users):
+            lines.append(f"u{u},p{(u + k) % n_items},2026-01-{1 + k:02d}T{u % 24:02d}:00:00")
+    lines.append("u0,ghost,2026-02-01T00:00:00")
+    events = catalog.parent / "events.csv"
+    events.write_text("\n".join(lines) + "\n")
+    return events

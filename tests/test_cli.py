@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.deployment import own_files
 from xsmoe.cli import main
 
 
@@ -66,31 +67,12 @@ def test_bad_catalog_line_is_reported(tiny_env: Path, capsys: pytest.CaptureFixt
     assert "shop.jsonl:2: 'item_id' is required" in capsys.readouterr().err
 
 
-def _shop_files(catalog: Path, n_items: int = 20, n_users: int = 25, length: int = 20) -> Path:
-    """A catalog of `n_items` text items and a CSV log where each user walks the item
-    cycle (ISO timestamps), plus one event on an item the catalog lacks."""
-    catalog.write_text(
-        "\n".join(
-            json.dumps({"item_id": f"p{i}", "text": f"product {i} in aisle {i % 4}"})
-            for i in range(n_items)
-        )
-    )
-    lines = ["user_id,item_id,timestamp"]
-    for k in range(length):
-        for u in range(n_users):
-            lines.append(f"u{u},p{(u + k) % n_items},2026-01-{1 + k:02d}T{u % 24:02d}:00:00")
-    lines.append("u0,ghost,2026-02-01T00:00:00")
-    events = catalog.parent / "events.csv"
-    events.write_text("\n".join(lines) + "\n")
-    return events
-
-
 def test_bootstrap_and_eval_from_your_own_files(
     tiny_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from model.snapshot import load_current
 
-    events = _shop_files(tiny_env)
+    events = own_files(tiny_env)
     out = tiny_env.parent / "snapshots"
     own = ["--catalog", str(tiny_env), "--interactions", str(events)]
     assert main(["bootstrap", *own, "--out", str(out), "--max-epochs", "2"]) == 0
@@ -108,7 +90,7 @@ def test_bootstrap_and_eval_from_your_own_files(
 def test_bad_own_files_get_line_numbered_errors(
     tiny_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    events = _shop_files(tiny_env)
+    events = own_files(tiny_env)
     events.write_text("user_id,item_id,timestamp\nu0,p1,2026-01-01\nu0,p2,yesterday\n")
     assert main(["bootstrap", "--catalog", str(tiny_env), "--interactions", str(events)]) == 2
     assert "events.csv:3: 'timestamp' must be epoch seconds or ISO 8601" in capsys.readouterr().err
@@ -123,7 +105,7 @@ def test_a_catalog_with_no_interactions_gets_a_content_only_snapshot(
 
     from model.snapshot import load_current
 
-    _shop_files(tiny_env)
+    own_files(tiny_env)
     out = tiny_env.parent / "snapshots"
     assert main(["bootstrap", "--catalog", str(tiny_env), "--out", str(out)]) == 0
     assert "content-only (not trained yet)" in capsys.readouterr().out
@@ -137,20 +119,9 @@ def test_a_catalog_with_no_interactions_gets_a_content_only_snapshot(
 def test_a_catalog_with_images_gets_an_image_tower(
     tiny_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from PIL import Image
-
     from model.snapshot import load_current
 
-    events = _shop_files(tiny_env)
-    rows = [json.loads(line) for line in tiny_env.read_text().splitlines()]
-    (tiny_env.parent / "img").mkdir()
-    for i, row in enumerate(rows):
-        if i % 3 == 0:  # some items have an image; every fifth has no text (image only)
-            Image.new("RGB", (40, 40), (i * 12, 50, 200)).save(tiny_env.parent / f"img/{i}.png")
-            row["image"] = f"img/{i}.png"
-        if i % 5 == 0:
-            row.pop("text")
-    tiny_env.write_text("\n".join(json.dumps(r) for r in rows))
+    events = own_files(tiny_env, images=True)
     out = tiny_env.parent / "snapshots"
     own = ["--catalog", str(tiny_env), "--interactions", str(events)]
     assert main(["bootstrap", *own, "--out", str(out), "--max-epochs", "2"]) == 0

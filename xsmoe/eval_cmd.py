@@ -66,6 +66,11 @@ def add_training_options(cmd: argparse.ArgumentParser) -> None:
         "--dropout", type=float, default=UserEncoderConfig.dropout, help="user encoder dropout"
     )
     cmd.add_argument(
+        "--modalities",
+        help="comma-separated content modalities the content variants read (e.g. text, image); "
+        "default: every modality some item has",
+    )
+    cmd.add_argument(
         "--max-len",
         type=int,
         default=UserEncoderConfig.max_len,
@@ -85,6 +90,15 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         batch_size=args.batch_size,
         loss=args.loss,
     )
+
+
+def modalities(args: argparse.Namespace) -> list[str] | None:
+    if not args.modalities:
+        return None
+    names = [m.strip() for m in args.modalities.split(",") if m.strip()]
+    if not names or not set(names) <= {"text", "image"}:
+        raise SystemExit(f"error: --modalities: text and/or image, got {args.modalities!r}")
+    return names
 
 
 def read_tuned(path: Path) -> dict[str, dict[str, Any]]:
@@ -122,6 +136,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.lr <= 0 or args.max_experts < 1 or args.jobs < 1:
         raise SystemExit("error: need --lr > 0, --max-experts >= 1 and --jobs >= 1")
     train = train_config(args)
+    used = modalities(args)
     tuned = read_tuned(args.tuned) if args.tuned else {}
     jobs, owners, chosen = [], [], {}
     for name in variants:
@@ -142,6 +157,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     setting=setting,
                     full_ft_windows=args.full_ft_windows,
                     full_ft_layers=args.full_ft_layers,
+                    modalities=used,
                 )
             )
             owners.append(name)
@@ -161,6 +177,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "protocol": asdict(protocol),
         "train": asdict(train),
         "user": {"max_len": args.max_len, "dropout": args.dropout},
+        "modalities": used or "all",
         "tuned": chosen,  # per variant: what replaced the settings above
         "seeds": seeds,
         "max_experts": args.max_experts,

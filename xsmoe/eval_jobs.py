@@ -40,6 +40,7 @@ def payload(
     test: bool = True,
     full_ft_windows: int = 2,
     full_ft_layers: int = 2,
+    modalities: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """One job; `setting` (from `xsmoe tune`) overrides training and user-encoder values."""
     setting = setting or {}
@@ -56,6 +57,7 @@ def payload(
         "test": test,
         "full_ft_windows": full_ft_windows,
         "full_ft_layers": full_ft_layers,
+        "modalities": list(modalities) if modalities is not None else None,
     }
 
 
@@ -68,7 +70,7 @@ def _child(job: dict[str, Any], threads: int, show_progress: bool) -> dict[str, 
     torch.manual_seed(job["train"]["seed"])
     dataset = pipeline.load_source(job["source"])
     store = pipeline.open_features(settings, dataset.name)
-    table = pipeline.content_table(store)
+    table = pipeline.content_table(store, job.get("modalities"))
     base = pipeline.base_config(
         table, max_len=job["max_len"], max_experts=job["max_experts"], dropout=job["dropout"]
     )

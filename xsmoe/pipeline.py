@@ -149,14 +149,21 @@ def streaming_protocol(
     return StreamingProtocol(dataset.interactions, rows, len(store), config)
 
 
-def content_table(store: FeatureStore) -> ItemTable:
-    """Item features of the modalities that at least one item has.
+def content_table(store: FeatureStore, modalities: Sequence[str] | None = None) -> ItemTable:
+    """Item features of the modalities that at least one item has (of `modalities`, if given:
+    the evaluation's text-only / image-only ablations).
 
     A modality no item has (images, for MovieLens) would only add parameters that
     never get a gradient; a catalog with images gets an image tower.
     """
     table = ItemTable.from_store(store)
-    used = [m for m in store.modalities if bool(table.present[m].any())]
+    unknown = sorted(set(modalities or ()) - set(store.modalities))
+    if unknown:
+        raise DatasetError(f"unknown modalities {unknown}; the store has {list(store.modalities)}")
+    wanted = store.modalities if modalities is None else modalities
+    used = [m for m in store.modalities if m in wanted and bool(table.present[m].any())]
+    if not used:
+        raise DatasetError(f"no item of the catalog has any of the modalities {list(wanted)}")
     return ItemTable({m: table.features[m] for m in used}, {m: table.present[m] for m in used})
 
 

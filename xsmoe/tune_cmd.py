@@ -21,7 +21,7 @@ from model.streaming import ProtocolConfig
 from model.train import LOSSES
 from model.variants import ALL_VARIANTS, SPECS
 from xsmoe import eval_jobs, pipeline
-from xsmoe.eval_cmd import add_training_options, train_config
+from xsmoe.eval_cmd import add_training_options, modalities, train_config
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     max_len=args.max_len,
                     setting=combo,
                     test=False,
+                    modalities=modalities(args),
                 )
             )
             labels.append((name, combo))
