@@ -17,10 +17,16 @@ proves and what it does not:
   a fixed category transition (what follows what) mixed with the user's taste;
   the item within it is drawn by how well its colour and pattern match the
   user's current visual taste, plus a mild popularity term.
-- **Drift**: a global "season" (a colour) moves across windows and pulls every
-  user's colour taste towards it; users' own colour tastes also re-draw with a
-  small probability per window. Seasons recur (the sequence revisits earlier
-  colours), which is where kept (frozen) experts could help.
+- **Drift**: a global "season" (a colour) pulls every user's colour taste
+  towards it. A season lasts `season_length` windows (default 2), then the next
+  one begins, so some test windows follow their training window's season and
+  others open a new one; users' own colour tastes also re-draw with a small
+  probability per window. Seasons recur (the sequence revisits earlier colours),
+  which is where kept (frozen) experts could help. (With a new season in every
+  window, `season_length=1`, the training window never shows the test window's
+  season: every trained model learnt a colour bias that was wrong one window
+  later and ranked below an untrained content nearest-neighbour; see
+  docs/results-synth.md.)
 
 What it does not model: real photographs (shapes on a textured background),
 real language (templated titles), price, position bias, repeat purchases.
@@ -50,7 +56,7 @@ COLOURS = {
 }
 PATTERNS = ("solid", "stripes", "dots", "checks")
 SHAPES = ("circle", "square", "triangle", "diamond")
-SEASONS = (0, 3, 5, 0, 6, 3, 1, 5, 0, 3)  # colour index per window: earlier seasons recur
+SEASONS = (0, 3, 5, 0, 6, 3, 1, 5, 0, 3)  # colour index per season: earlier seasons recur
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class SynthConfig:
     text_only: float = 0.1  # share of items with no image
     season_pull: float = 0.6  # how much the season moves a user's colour taste
     taste_redraw: float = 0.1  # per user per window: a new personal colour
+    season_length: int = 2  # windows per season
     seed: int = 0
 
 
@@ -150,6 +157,11 @@ def render(item: SynthItem, size: int, seed: int) -> Image.Image:
     return img
 
 
+def seasons(cfg: SynthConfig) -> list[int]:
+    """The season's colour index in each window."""
+    return [SEASONS[(w // cfg.season_length) % len(SEASONS)] for w in range(cfg.n_windows)]
+
+
 def _transitions(rng: np.random.Generator) -> np.ndarray:
     """Category -> next category probabilities: each category has two likely successors."""
     n = len(CATEGORIES)
@@ -177,8 +189,7 @@ def _events(
     clicks = np.ones(len(items))
     events: list[tuple[str, str, int]] = []
     t = 1_700_000_000
-    for w in range(cfg.n_windows):
-        season = SEASONS[w % len(SEASONS)]
+    for w, season in enumerate(seasons(cfg)):
         redraw = rng.random(cfg.n_users) < cfg.taste_redraw
         own_colour = np.where(redraw, rng.integers(n_col, size=cfg.n_users), own_colour)
         live = born <= w
@@ -221,7 +232,7 @@ def generate(cfg: SynthConfig, out: Path) -> dict[str, int]:
         writer = csv.writer(fh)
         writer.writerow(["user_id", "item_id", "timestamp"])
         writer.writerows(events)
-    truth = {"config": asdict(cfg), "items": [asdict(it) for it in items], "seasons": SEASONS}
+    truth = {"config": asdict(cfg), "items": [asdict(it) for it in items], "seasons": seasons(cfg)}
     (out / "synth.json").write_text(json.dumps(truth))
     return {
         "items": len(items),

@@ -23,7 +23,7 @@ from model.train import TrainConfig, train_window
 log = logging.getLogger(__name__)
 
 MAIN_VARIANTS = ("pop", "sasrec-id", "sasrec-all", "frozen", "xsmoe-fixed", "xsmoe")
-ALL_VARIANTS = (*MAIN_VARIANTS, "xsmoe-idres", "full-ft")
+ALL_VARIANTS = (*MAIN_VARIANTS, "xsmoe-idres", "full-ft", "content-only")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,9 @@ class VariantSpec:
     # a user would otherwise run), instead of fine-tuning on the newest window only.
     retrain_all: bool = False
     id_residual: bool = False  # content + warm-item ID residual (an option, not a default)
+    # never trained: a user is the mean of their items' content vectors (what a catalog
+    # with no interactions yet serves first)
+    content_only: bool = False
     # the variant whose tuned hyper-parameters this one uses (the same model, trained
     # differently or with an add-on) when it was not tuned itself
     tuned_as: str | None = None
@@ -52,6 +55,7 @@ SPECS = {
     "xsmoe": VariantSpec(1, expand=True),
     "xsmoe-idres": VariantSpec(1, expand=True, id_residual=True, tuned_as="xsmoe"),
     "full-ft": VariantSpec(None),
+    "content-only": VariantSpec(0, trains=False, content_only=True),
 }
 
 
@@ -62,7 +66,7 @@ def build_model(
     item_tower: Callable[[], nn.Module] | None = None,
 ) -> Recommender | None:
     spec = SPECS[name]
-    if not spec.trains:
+    if not spec.trains and not spec.content_only:
         return None
     if spec.id_embeddings:
         return Recommender(replace(base, n_item_ids=len(table)))
@@ -72,7 +76,8 @@ def build_model(
         return Recommender(base, item_tower())
     experts = {m: (spec.experts_per_stage,) * (n - 1) for m, (n, _) in base.shapes.items()}
     id_rows = len(table) if spec.id_residual else 0
-    return Recommender(replace(base, experts=experts, id_residual_rows=id_rows))
+    config = replace(base, experts=experts, id_residual_rows=id_rows)
+    return Recommender(replace(config, content_only=True) if spec.content_only else config)
 
 
 def peak_rss_mb() -> float:
@@ -105,7 +110,7 @@ def run_variant(
     warm_ranks, cold_ranks = [], []
     for t in range(1, last):
         seconds, experts, epochs, val_ndcg = 0.0, {}, 0, None
-        if model is not None:
+        if model is not None and spec.trains:
             if spec.retrain_all:
                 torch.manual_seed(train_config.seed + t)
                 model = build_model(name, table, base, item_tower)
@@ -170,7 +175,9 @@ def run_variant(
         "seconds_per_epoch": (
             float(sum(trained) / max(1, sum(w["epochs"] for w in windows))) if trained else 0.0
         ),
-        "trainable_params": model.trainable_parameters() if model is not None else 0,
+        "trainable_params": model.trainable_parameters()
+        if model is not None and spec.trains
+        else 0,
         "total_params": model.total_parameters() if model is not None else 0,
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "finished_at": time.time(),

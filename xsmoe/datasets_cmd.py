@@ -32,8 +32,11 @@ def register(commands: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     config = SynthConfig(**{f.name: getattr(args, f.name) for f in fields(SynthConfig)})
-    if min(config.n_items, config.n_users, config.n_windows, config.events_per_window) < 1:
-        raise SystemExit("error: --n-items, --n-users, --n-windows, --events-per-window >= 1")
+    sizes = (config.n_items, config.n_users, config.n_windows, config.events_per_window)
+    if min(*sizes, config.season_length) < 1:
+        raise SystemExit(
+            "error: --n-items, --n-users, --n-windows, --events-per-window, --season-length >= 1"
+        )
     if not 16 <= config.image_size <= 512:
         raise SystemExit("error: --image-size must be within 16..512")
     counts = generate(config, args.out)

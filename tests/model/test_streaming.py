@@ -82,3 +82,22 @@ def test_training_is_seeded_and_deterministic() -> None:
     assert first.keys() == second.keys()
     for name in first:
         assert torch.equal(first[name], second[name]), name
+
+
+def test_content_only_variant_scores_by_history_content_and_never_trains() -> None:
+    from model.evaluate import model_scorer
+    from model.variants import build_model
+
+    table, inter = cyclic_stream()
+    p = StreamingProtocol(
+        inter, {str(i): i for i in range(len(table))}, len(table), ProtocolConfig(n_windows=3)
+    )
+    config = replace(TrainConfig(), max_epochs=2)
+    result = run_variant("content-only", p, table, small_config(), config)
+    assert result["trainable_params"] == 0 and all(w["epochs"] == 0 for w in result["windows"])
+    torch.manual_seed(config.seed)
+    model = build_model("content-only", table, small_config())
+    assert model is not None and model.config.content_only
+    items = model.item_embeddings(table)
+    scores = model_scorer(model, table)(torch.tensor([[2, 5]]))
+    torch.testing.assert_close(scores[0], items[[2, 5]].mean(0) @ items.T)

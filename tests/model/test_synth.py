@@ -61,3 +61,12 @@ def test_tastes_drift_with_the_season(tmp_path: Path) -> None:
         season = truth["seasons"][w]
         shares.append(sum(c == season for c in picks) / len(picks))
     assert min(shares) > 2 / len(COLOURS)  # the season's colour is clicked far above chance
+
+
+def test_seasons_last_their_length_and_recur() -> None:
+    from model.synth import seasons
+
+    ten = seasons(SynthConfig(n_windows=10, season_length=2))
+    assert ten[0] == ten[1] and ten[1] != ten[2] and ten[2] == ten[3]
+    assert ten[6] == ten[0]  # an earlier season comes back
+    assert seasons(SynthConfig(n_windows=3, season_length=1)) == [0, 3, 5]
