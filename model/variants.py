@@ -76,8 +76,9 @@ def build_model(
         return Recommender(base, item_tower())
     experts = {m: (spec.experts_per_stage,) * (n - 1) for m, (n, _) in base.shapes.items()}
     id_rows = len(table) if spec.id_residual else 0
-    config = replace(base, experts=experts, id_residual_rows=id_rows)
-    return Recommender(replace(config, content_only=True) if spec.content_only else config)
+    return Recommender(
+        replace(base, experts=experts, id_residual_rows=id_rows, content_only=spec.content_only)
+    )
 
 
 def peak_rss_mb() -> float:
