@@ -46,7 +46,12 @@ class ServingSettings(BaseModel):
     sync_block_ms: int = Field(200, ge=10, description="item-log wait per read (replica sync)")
     threads: int = Field(1, ge=1, description="torch and FAISS threads per process")
     warmup_queries: int = Field(8, ge=0, description="queries run on a snapshot before serving")
-    event_ttl_seconds: int = Field(7 * 86400, ge=60, description="event_id dedup memory")
+    event_ttl_seconds: int = Field(
+        86400, ge=60, description="how long a client-given event_id is remembered (dedup)"
+    )
+    user_ttl_seconds: int = Field(
+        30 * 86400, ge=60, description="a user's history and dislikes expire this long after use"
+    )
 
 
 class ServiceSettings(Settings):

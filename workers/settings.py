@@ -33,6 +33,14 @@ class WorkerOptions(BaseModel):
     gate_fraction: float = Field(0.15, gt=0, lt=0.5, description="held-out tail the gate scores")
     lock_ttl_ms: int = Field(30_000, ge=1000, description="leader lock expiry (renewed at 1/3)")
     context: int = Field(50, ge=0, description="earlier items per user given as context")
+    context_ttl_seconds: int = Field(
+        30 * 86400, ge=60, description="a user's training context expires this long after use"
+    )
+    dead_letter_max: int = Field(100_000, ge=100, description="dead-letter stream length cap")
+    ledger_lines: int = Field(
+        10_000, ge=10, description="ledger lines before it is rotated (one older file kept)"
+    )
+    window_details: int = Field(1000, ge=1, description="windows whose per-event detail is kept")
     train: bool = Field(True, description="false: consume and ack only (ingestion benchmark)")
     dataset: str = Field("ml-100k", description="feature store name if the snapshot names none")
     features_dir: Path | None = Field(None, description="feature store (default by dataset)")
