@@ -7,6 +7,7 @@ arrived while it was loading: no item is lost across a swap.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 
 from common.items import StoredItem
@@ -39,6 +40,17 @@ class RuntimeCatalog:
         self.deleted.add(item_id)
         self._log(item_id, None)
         return True
+
+    def absorb(self, contained: Container[str]) -> int:
+        """Forget run-time items a served snapshot now carries; changes up to now are
+        reflected by that state, so their log goes too."""
+        gone = [i for i in self.items if i in contained]
+        for item_id in gone:
+            del self.items[item_id]
+        if gone:
+            dropped = set(gone)
+            self._ops = [op for op in self._ops if op.item_id not in dropped]
+        return len(gone)
 
     def since(self, seq: int) -> list[CatalogOp]:
         return [op for op in self._ops if op.seq > seq]

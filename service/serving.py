@@ -101,6 +101,9 @@ class Serving:
                 raise SwapFailed(f"snapshot {version} refused: {exc}") from exc
             new = new.with_changes(self.catalog.since(seq))  # changes made while loading
             self._set(new)
+            absorbed = self.catalog.absorb(new.retriever.catalog.main_rows)
+            if absorbed:
+                log.info("%d run-time items now in %s: dropped from memory", absorbed, version)
             self.user_vectors.clear()  # keyed by version; a reloaded version starts clean
             if state is None:  # the first load, before serving: park the imports and
                 gc.freeze()  # this state outside the collector, so its passes stay short

@@ -18,29 +18,34 @@ from common.items import StoredItem
 from common.keys import Keys
 
 # KEYS: stream, popularity, then per event: idempotency marker, history, dislikes
-# (every key named by common.keys, declared as a key). ARGV: history cap, ttl, then 7
-# values per event. Returns {stream id, duplicate} per event.
+# (every key named by common.keys, declared as a key). ARGV: history cap, event-id
+# ttl, user ttl, then 8 values per event. Only a client-given event id gets a marker:
+# a server-made id is unique and never repeated, so remembering it is waste.
+# Returns {stream id, duplicate} per event.
 _FEEDBACK = """
-local cap, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local cap, ttl, user_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local out = {}
-for n = 0, (#ARGV - 2) / 7 - 1 do
-  local i, k = 3 + 7 * n, 3 + 3 * n
-  local eid, user, item, kind, ts, at, pos =
-    ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6]
+for n = 0, (#ARGV - 3) / 8 - 1 do
+  local i, k = 4 + 8 * n, 3 + 3 * n
+  local eid, user, item, kind, ts, at, pos, given =
+    ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6], ARGV[i+7]
   local marker, hist, neg = KEYS[k], KEYS[k+1], KEYS[k+2]
-  local prev = redis.call('GET', marker)
+  local prev = false
+  if given == '1' then prev = redis.call('GET', marker) end
   if prev then
     out[#out + 1] = {prev, 1}
   else
     local id = redis.call('XADD', KEYS[1], '*', 'event_id', eid, 'user_id', user,
       'item_id', item, 'type', kind, 'ts', ts, 'received_at', at)
-    redis.call('SET', marker, id, 'EX', ttl)
+    if given == '1' then redis.call('SET', marker, id, 'EX', ttl) end
     if pos == '1' then
       redis.call('RPUSH', hist, item)
       redis.call('LTRIM', hist, -cap, -1)
+      redis.call('EXPIRE', hist, user_ttl)
       redis.call('ZINCRBY', KEYS[2], 1, item)
     else
       redis.call('SADD', neg, item)
+      redis.call('EXPIRE', neg, user_ttl)
     end
     out[#out + 1] = {id, 0}
   end
@@ -59,14 +64,14 @@ if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 or redis.call('SISMEMBER', KEY
 then return 0 end
 for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i+1]) end
 redis.call('SADD', KEYS[1], ARGV[1])
-redis.call('XADD', KEYS[4], '*', 'op', 'add', 'item_id', ARGV[1])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100000, '*', 'op', 'add', 'item_id', ARGV[1])
 return 1
 """
 
 # KEYS: deleted set, item log. ARGV: item id.
 _DELETE_ITEM = """
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], '*', 'op', 'delete', 'item_id', ARGV[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', 100000, '*', 'op', 'delete', 'item_id', ARGV[1])
 return 1
 """
 
@@ -96,12 +101,12 @@ class Store:
 
     # -- feedback and histories ------------------------------------------------------
     async def append_feedback(
-        self, events: list[FeedbackEvent], history_cap: int, ttl: int
+        self, events: list[FeedbackEvent], history_cap: int, ttl: int, user_ttl: int
     ) -> list[Accepted]:
         keys = [self.keys.feedback, self.keys.popular]
-        args: list[str | int] = [history_cap, ttl]
+        args: list[str | int] = [history_cap, ttl, user_ttl]
         entries = [stream_fields(e) for e in events]
-        for e in entries:
+        for event, e in zip(events, entries, strict=True):
             user = e["user_id"]
             keys += [
                 self.keys.event(e["event_id"]),
@@ -110,7 +115,7 @@ class Store:
             ]
             positive = "1" if e["type"] in POSITIVE else "0"
             args += [e["event_id"], user, e["item_id"], e["type"], e["ts"]]
-            args += [e["received_at"], positive]
+            args += [e["received_at"], positive, "1" if event.event_id else "0"]
         result = await self._feedback(keys=keys, args=args)
         return [
             Accepted(_text(sid), e["event_id"], bool(dup))

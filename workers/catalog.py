@@ -1,5 +1,6 @@
 """Brings items added at run time (features kept in Redis) into the worker's feature
-store, so every later snapshot includes them."""
+store, so every later snapshot includes them; once a promoted snapshot carries
+them, their copy in Redis is dropped (replicas drop theirs when they swap)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,17 @@ def sync_runtime_items(client: redis.Redis, keys: Keys, store: FeatureStore) -> 
         store.append([i.item_id for i in added], rows)
         log.info("feature store: %d run-time items added (now %d)", len(added), len(store))
     return len(added)
+
+
+def absorb_runtime_items(client: redis.Redis, keys: Keys, item_ids: list[str]) -> int:
+    """Forget run-time items the current snapshot now carries (idempotent)."""
+    if not item_ids:
+        return 0
+    with client.pipeline(transaction=False) as pipe:
+        for lo in range(0, len(item_ids), 1000):
+            chunk = item_ids[lo : lo + 1000]
+            pipe.srem(keys.items, *chunk)
+            pipe.delete(*(keys.item(i) for i in chunk))
+        pipe.execute()
+    log.info("%d run-time items now live in the snapshot: dropped from Redis", len(item_ids))
+    return len(item_ids)

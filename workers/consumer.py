@@ -21,24 +21,33 @@ CLAIM_EVERY_S = 5.0
 class Entry:
     stream_id: str
     fields: dict[str, str] | None  # None: trimmed from the stream while pending
+    raw: dict[Any, Any] | None = None  # as stored: what the dead-letter stream keeps
+    error: str | None = None  # why the entry cannot be read as an event at all
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _entry(entry_id: Any, fields: Any) -> Entry:
+    sid = _text(entry_id)
+    if not fields:
+        return Entry(sid, None)
+    try:
+        decoded = {_text(k): _text(v) for k, v in fields.items()}
+    except UnicodeDecodeError as exc:  # bytes no client of ours writes: poison, not a crash
+        return Entry(sid, None, dict(fields), f"undecodable bytes (not UTF-8): {exc.reason}")
+    return Entry(sid, decoded, dict(fields))
+
+
 def _entries(raw: Any) -> list[Entry]:
-    out = []
-    for entry_id, fields in raw or []:
-        decoded = {_text(k): _text(v) for k, v in fields.items()} if fields else None
-        out.append(Entry(_text(entry_id), decoded))
-    return out
+    return [_entry(entry_id, fields) for entry_id, fields in raw or []]
 
 
 class FeedbackConsumer:
     def __init__(
         self, client: redis.Redis, keys: Keys, group: str, consumer: str, block_ms: int,
-        claim_idle_ms: int,
+        claim_idle_ms: int, dead_letter_max: int = 100_000,
     ) -> None:  # fmt: skip
         self.redis = client
         self.keys = keys
@@ -46,6 +55,7 @@ class FeedbackConsumer:
         self.consumer = consumer
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
+        self.dead_letter_max = dead_letter_max
         self._pending_from: str | None = "0"  # re-read own pending entries first
         self._claim_from = "0-0"
         self._next_claim = 0.0
@@ -125,13 +135,43 @@ class FeedbackConsumer:
             return
         with self.redis.pipeline(transaction=False) as pipe:
             for entry in entries:
-                fields: dict[Any, Any] = dict(entry.fields or {})
+                fields: dict[Any, Any] = dict(entry.raw or entry.fields or {})
                 fields.update(stream_id=entry.stream_id, reason=reason[:500])
-                pipe.xadd(self.keys.dead_letter, fields)
+                pipe.xadd(
+                    self.keys.dead_letter, fields, maxlen=self.dead_letter_max, approximate=True
+                )
             pipe.execute()
         self.ack([e.stream_id for e in entries])
         log.warning("dead-lettered %d events: %s", len(entries), reason)
 
+    def trim(self) -> int:
+        """Drop stream entries every consumer of the group is done with: those before
+        both the oldest pending entry and the next undelivered one."""
+        stream = self.keys.feedback
+        groups: Any = self.redis.xinfo_groups(stream)
+        ours = [g for g in groups if _text(g["name"]) == self.group]
+        if not ours:
+            return 0
+        safe = _next_id(_text(ours[0]["last-delivered-id"]))
+        summary: Any = self.redis.xpending(stream, self.group)
+        if int(summary["pending"]) and summary.get("min"):
+            safe = min(safe, _text(summary["min"]), key=stream_order)
+        removed = int(self.redis.xtrim(stream, minid=safe, approximate=False))
+        if removed:
+            log.info("feedback stream: %d consumed entries trimmed (before %s)", removed, safe)
+        return removed
+
     def pending_count(self) -> int:
         info: Any = self.redis.xpending(self.keys.feedback, self.group)
         return int(info["pending"] if isinstance(info, dict) else info[0])
+
+
+def stream_order(stream_id: str) -> tuple[int, int]:
+    """Sort key of a stream id (`<ms>-<seq>`): ids compare as numbers, not text."""
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _next_id(stream_id: str) -> str:
+    ms, seq = stream_order(stream_id)
+    return f"{ms}-{seq + 1}"

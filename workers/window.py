@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from common.events import FeedbackEvent
+from workers.consumer import stream_order
 
 
 @dataclass
@@ -39,18 +40,13 @@ class WindowBuffer:
         return len(self.events) >= self.max_events or aged
 
     def stream_ids(self) -> list[str]:
-        return sorted([*self.events, *self.duplicates], key=_order)
+        return sorted([*self.events, *self.duplicates], key=stream_order)
 
     def ordered(self) -> list[tuple[str, FeedbackEvent]]:
-        return sorted(self.events.items(), key=lambda kv: _order(kv[0]))
+        return sorted(self.events.items(), key=lambda kv: stream_order(kv[0]))
 
     def clear(self) -> None:
         self.events.clear()
         self.duplicates.clear()
         self._event_ids.clear()
         self.opened_at = None
-
-
-def _order(stream_id: str) -> tuple[int, int]:
-    ms, _, seq = stream_id.partition("-")
-    return int(ms), int(seq or 0)

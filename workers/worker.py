@@ -2,11 +2,15 @@
 
 Order of effects for a window (each step durable before the next):
   1. the candidate snapshot directory is written (temp name + rename; not current)
-  2. the window's line is appended to the ledger (the commit point)
-  3. promoted: CURRENT moves, the Redis pointer is set, replicas are notified
-  4. the window's stream entries are acked
-A restart re-does 3-4 for the ledger's last line and deletes uncommitted snapshots,
-so an accepted event is trained into exactly one version or dead-lettered.
+  2. the window's detail, then its ledger line (the commit point); the buffer is
+     emptied at once, so nothing committed is ever trained again
+  3. promoted: CURRENT moves, the Redis pointer is set (fenced by the lock)
+  4. the window's stream entries are acked, then the window is marked finished
+Steps 3-4 are retried until they succeed; a restart re-does them for the last
+window only if it is not marked finished (so an operator's rollback sticks) and
+deletes uncommitted snapshots. An accepted event is trained into exactly one
+version or dead-lettered, and only a malformed event or a window that fails to
+train again and again is dead-lettered: a snapshot problem leaves events pending.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import logging
 import shutil
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -34,14 +39,34 @@ from model.snapshot import (
     save_snapshot,
     set_current,
 )
-from workers.catalog import sync_runtime_items
-from workers.consumer import Entry, FeedbackConsumer
+from workers.catalog import absorb_runtime_items, sync_runtime_items
+from workers.consumer import Entry, FeedbackConsumer, stream_order
 from workers.leader import LeaderLock
 from workers.settings import WorkerSettings
 from workers.trainer import WindowResult, train_and_gate, window_data
 from workers.window import WindowBuffer
 
 log = logging.getLogger(__name__)
+MAX_BACKOFF_S = 30.0
+RETRY_REFUSED_S = 60.0  # how long an unreadable snapshot is not tried again
+
+
+class SnapshotUnavailable(Exception):
+    """The serving snapshot or its feature store cannot be read: not the events' fault,
+    so they stay pending until it can."""
+
+
+class LeadershipLost(Exception):
+    """Another process holds the leader lock: this one must not publish or ack."""
+
+
+@dataclass
+class Unfinished:
+    """A committed window whose effects (pointer, acks) may not all have happened."""
+
+    record: dict[str, Any]
+    detail: dict[str, Any]
+    fresh: bool  # committed by this process (soft state still to update)
 
 
 class Worker:
@@ -62,6 +87,7 @@ class Worker:
             self.opts.consumer,
             self.opts.block_ms,
             self.opts.claim_idle_ms,
+            self.opts.dead_letter_max,
         )
         self.lock = LeaderLock(
             self.redis, self.keys.leader, self.opts.consumer, self.opts.lock_ttl_ms
@@ -69,13 +95,17 @@ class Worker:
         self.buffer = WindowBuffer(self.opts.window_events, self.opts.window_seconds)
         self.raw: dict[str, Entry] = {}  # stream id -> entry of the open window
         self.stop = threading.Event()
-        self.failures = 0
+        self.failures = 0  # consecutive failed tries of the open window
         self.window_no = 0
+        self.unfinished: Unfinished | None = None
+        self._recovered = False
         self._serving: Snapshot | None = None
+        self._refused: dict[str, float] = {}  # unreadable version -> when it was tried
         self._store: FeatureStore | None = None
 
     # -- the loop ------------------------------------------------------------------
     def run(self) -> None:
+        """Never exits on an error: logs it, backs off and goes on until stopped."""
         backoff = 0.1
         log.info(
             "worker %s on %s, snapshots in %s", self.opts.consumer, self.keys.feedback, self.root
@@ -84,27 +114,45 @@ class Worker:
             try:
                 self.step()
                 backoff = 0.1
+                continue
             except (RedisError, OSError) as exc:
-                log.warning("Redis unavailable (%s); retrying in %.1f s", exc, backoff)
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                log.warning("Redis or disk unavailable (%s); retrying in %.1f s", exc, backoff)
+            except SnapshotUnavailable as exc:
+                log.error("%s; events stay pending, retrying in %.1f s", exc, backoff)
+            except LeadershipLost as exc:
+                log.warning("%s: dropping the open window (its entries stay pending)", exc)
+                self._lose_lead()
+            except Exception:
+                log.exception("unexpected error; the open window is re-read after %.1f s", backoff)
+                self._reset()
+            self.stop.wait(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
         self.lock.release()
         log.info("worker stopped")
 
     def step(self) -> None:
         if not self.lock.held:
+            self._recovered = False
             if not self.lock.acquire():
                 self.stop.wait(self.opts.lock_ttl_ms / 3000)
                 return
+        if not self._recovered:
             self.consumer.ensure_group()
             self.recover()
-        room = max(1, min(1000, self.opts.window_events - len(self.buffer)))
-        for entry in self.consumer.read(room):
-            self._take(entry)
+            self._recovered = True
+        if self.unfinished is not None:
+            self.finish(self.unfinished)
+        if not self.buffer.ready():
+            room = max(1, min(1000, self.opts.window_events - len(self.buffer)))
+            for entry in self.consumer.read(room):
+                self._take(entry)
         if self.buffer.ready():
             self.close_window()
 
     def _take(self, entry: Entry) -> None:
+        if entry.error is not None:
+            self.consumer.dead_letter([entry], f"malformed entry: {entry.error}")
+            return
         if entry.fields is None:
             log.error(
                 "entry %s was trimmed from the stream before training: acked", entry.stream_id
@@ -119,23 +167,29 @@ class Worker:
         self.raw[entry.stream_id] = entry
         self.buffer.add(entry.stream_id, event)
 
+    def _lose_lead(self) -> None:
+        self.lock.held = False
+        self.unfinished = None  # the next leader (maybe this process) finishes it
+        self._reset()
+
     # -- one window ----------------------------------------------------------------
     def close_window(self) -> None:
         ordered = self.buffer.ordered()
-        stream_ids = self.buffer.stream_ids()
+        stream_ids = self.buffer.stream_ids()  # with repeated event ids: acked, not trained
         events = [e for _, e in ordered]
         log.info("window %d closed: %d events", self.window_no, len(events))
         if not self.opts.train:
-            self.commit(self._record("ingested", "training off", None, None, ordered, stream_ids))
+            self.commit(*self._record("ingested", "training off", None, None, ordered, stream_ids))
             return
+        serving = self.serving()
+        store = self.feature_store(serving)
+        sync_runtime_items(self.redis, self.keys, store)
+        table = _table(store, serving)
+        row_of = {item_id: row for row, item_id in enumerate(store.item_ids)}
+        users = list(dict.fromkeys(e.user_id for e in events))
+        contexts = self.contexts(users)
         try:
-            serving = self.serving()
-            store = self.feature_store(serving)
-            sync_runtime_items(self.redis, self.keys, store)
-            table = _table(store, serving)
-            row_of = {item_id: row for row, item_id in enumerate(store.item_ids)}
-            users = list(dict.fromkeys(e.user_id for e in events))
-            data, unknown = window_data(events, row_of, self.contexts(users), self.opts)
+            data, unknown = window_data(events, row_of, contexts, self.opts)
             result = train_and_gate(serving.model, table, data, self.opts, seed=self.window_no)
         except (RedisError, OSError):
             raise
@@ -144,25 +198,26 @@ class Worker:
             return
         if unknown:
             missing = set(unknown)
-            bad = {sid for sid, e in ordered if e.item_id in missing}
-            entries = [self.raw[s] for s, _ in ordered if s in bad]
-            self.consumer.dead_letter(entries, f"unknown items {unknown[:10]}")
-            stream_ids = [s for s in stream_ids if s not in bad]
+            bad = {s for s, e in ordered if e.item_id in missing}
+            self.consumer.dead_letter([self.raw[s] for s in bad], f"unknown items {unknown[:10]}")
             ordered = [(s, e) for s, e in ordered if s not in bad]
+            stream_ids = [s for s in stream_ids if s not in bad]
         if not self.lock.renew():
-            log.warning("leadership lost mid-window: not publishing; entries stay pending")
-            self._reset()
-            return
+            raise LeadershipLost("leadership lost mid-window: not publishing")
         version = None
         if result.candidate is not None:
             version = self._save(result, serving, store, table, stream_ids)
-        record = self._record(result.outcome, result.reason, version, serving, ordered, stream_ids)
+        record, detail = self._record(
+            result.outcome, result.reason, version, serving, ordered, stream_ids
+        )
         record["metrics"] = result.metrics
         if result.candidate is not None and result.report is not None:
             record["experts"] = {m: list(c) for m, c in result.report.experts.items()}
             record["utilization"] = result.report.utilization
         record["online"] = {"version": serving.version, **result.online}
-        self.commit(record)
+        if version is not None:  # run-time items this snapshot now carries
+            detail["absorbed"] = sorted(self._runtime_ids() & set(store.item_ids))
+        self.commit(record, detail)
 
     def _save(
         self,
@@ -188,7 +243,7 @@ class Worker:
                 "window": {
                     "number": self.window_no,
                     "events": len(stream_ids),
-                    "stream_range": [stream_ids[0], stream_ids[-1]] if stream_ids else [],
+                    "stream_range": _range(stream_ids),
                     "trained_sequences": result.report.train_cases,
                 },
                 "utilization": result.report.utilization,
@@ -207,8 +262,9 @@ class Worker:
         serving: Snapshot | None,
         ordered: list[tuple[str, FeedbackEvent]],
         stream_ids: list[str],
-    ) -> dict[str, Any]:
-        return {
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The window's compact ledger line and its detail (kept beside, rotated)."""
+        record = {
             "window": self.window_no,
             "outcome": outcome,
             "reason": reason,
@@ -216,12 +272,21 @@ class Worker:
             "parent": serving.version if serving else None,
             "created_at": time.time(),
             "events": len(ordered),
+            "stream_range": _range(stream_ids),
+            "digest": ledger.digest(stream_ids),
+        }
+        detail = {
+            "window": self.window_no,
             "stream_ids": stream_ids,
             "event_ids": [e.event_id for _, e in ordered],
             "positives": [[e.user_id, e.item_id] for _, e in ordered if e.type in POSITIVE],
         }
+        return record, detail
 
-    def commit(self, record: dict[str, Any]) -> None:
+    def commit(self, record: dict[str, Any], detail: dict[str, Any]) -> None:
+        record["detail"] = ledger.write_detail(self.root, int(record["window"]), detail)
+        if not self.lock.renew():  # the last check before the commit point
+            raise LeadershipLost(f"window {record['window']} not committed: lock lost")
         ledger.append(self.root, record)  # the commit point
         log.info(
             "window %d %s%s: %s",
@@ -230,36 +295,50 @@ class Worker:
             f" as {record['version']}" if record["version"] else "",
             record["reason"],
         )
-        self.finish(record, fresh=True)
         self.window_no = int(record["window"]) + 1
-        self._reset()
+        self.failures = 0
+        self.unfinished = Unfinished(record, detail, fresh=True)
+        self._reset()  # from here on the window is done: a retry finishes, never retrains
+        self.finish(self.unfinished)
 
-    def finish(self, record: dict[str, Any], *, fresh: bool) -> None:
-        """Effects after the commit point; safe to repeat after a crash."""
-        if record["outcome"] == "promoted" and record["version"] in list_versions(self.root):
-            if current_version(self.root) != record["version"]:
-                set_current(self.root, record["version"])
-            self.redis.set(self.keys.snapshot_pointer, record["version"])
-            self.redis.publish(self.keys.snapshot_channel, record["version"])
-        self.consumer.ack(list(record["stream_ids"]))
-        if fresh:  # soft state: skipped when a crashed window is finished on restart
-            self._update_contexts(record.get("positives", []))
+    def finish(self, todo: Unfinished) -> None:
+        """Effects after the commit point; safe to repeat until they all succeed."""
+        record, detail = todo.record, todo.detail
+        version = record.get("version")
+        if record["outcome"] == "promoted" and version in list_versions(self.root):
+            if not self.lock.renew():
+                raise LeadershipLost(f"not promoting {version}")
+            if current_version(self.root) != version:
+                set_current(self.root, version)
+            keys = self.keys
+            if not self.lock.publish(keys.snapshot_pointer, keys.snapshot_channel, version):
+                raise LeadershipLost(f"{version} not announced")
+            absorb_runtime_items(self.redis, self.keys, detail.get("absorbed", []))
+        self.consumer.ack(list(detail.get("stream_ids", [])))
+        if todo.fresh:  # soft state: skipped when a crashed window is finished on restart
+            self._update_contexts(detail.get("positives", []))
             online = record.get("online") or {}
             if online.get("cases"):
                 self._add_online(online)
-        self._retain()
+            todo.fresh = False  # a retry after a failure below must not count it twice
+        ledger.mark_finished(self.root, int(record["window"]))
+        self.unfinished = None
+        self._tidy()
 
     def _failed(self, exc: Exception) -> None:
         self.failures += 1
         log.exception(
-            "window %d failed (%d/%d)", self.window_no, self.failures, self.opts.max_failures
+            "window %d failed to train (%d/%d)",
+            self.window_no,
+            self.failures,
+            self.opts.max_failures,
         )
         if self.failures >= self.opts.max_failures:
             entries = [self.raw[s] for s in self.buffer.stream_ids() if s in self.raw]
             self.consumer.dead_letter(entries, f"poison window: {exc}")
             self.failures = 0
         self._reset()
-        self.stop.wait(min(5.0, 0.5 * self.failures))
+        self.stop.wait(min(MAX_BACKOFF_S, 0.5 * 2**self.failures))
 
     def _reset(self) -> None:
         self.buffer.clear()
@@ -268,7 +347,8 @@ class Worker:
 
     # -- recovery and retention ----------------------------------------------------
     def recover(self) -> None:
-        """Finish the ledger's last window; drop snapshots no ledger line committed."""
+        """Finish the ledger's last window if it is not marked finished; drop snapshots
+        no ledger line committed."""
         records = ledger.records(self.root)
         committed = {r["version"] for r in records if r.get("version")}
         current = current_version(self.root)
@@ -277,41 +357,80 @@ class Worker:
             if int(version[1:]) > newest and version not in committed and version != current:
                 log.warning("removing %s: written by a window that never committed", version)
                 shutil.rmtree(self.root / version, ignore_errors=True)
-        if records:
-            self.finish(records[-1], fresh=False)
-            self.window_no = int(records[-1]["window"]) + 1
         self._reset()
+        self.unfinished = None
+        if not records:
+            return
+        last = records[-1]
+        self.window_no = int(last["window"]) + 1
+        done = ledger.finished(self.root)
+        if done is None or done < int(last["window"]):
+            log.info("finishing window %s (committed before a restart)", last["window"])
+            self.unfinished = Unfinished(last, ledger.detail(self.root, last), fresh=False)
 
-    def _retain(self) -> None:
+    def _tidy(self) -> None:
+        """Retention after a finished window: snapshots, stream, ledger, details."""
         versions = list_versions(self.root)
         current = current_version(self.root)
+        removed = []
         for version in versions[: max(0, len(versions) - self.opts.keep)]:
             if version != current:
                 shutil.rmtree(self.root / version, ignore_errors=True)
+                removed.append(version)
                 log.info("retention: removed %s (keeping %d)", version, self.opts.keep)
+        if removed:  # their online metrics go with them
+            fields = [f"{v}|{n}" for v in removed for n in ("n", "hits", "ndcg")]
+            self.redis.hdel(self.keys.online, *fields)
+        self.consumer.trim()
+        ledger.rotate(self.root, self.opts.ledger_lines)
+        ledger.prune_details(self.root, self.opts.window_details)
 
     # -- state ---------------------------------------------------------------------
     def serving(self) -> Snapshot:
-        version = current_version(self.root)
+        """The current snapshot; while it cannot be read, the last good one."""
+        try:
+            version = current_version(self.root)
+        except (OSError, ValueError) as exc:
+            raise SnapshotUnavailable(f"snapshot pointer in {self.root} unreadable: {exc}") from exc
         if version is None:
-            raise RuntimeError(f"no current snapshot in {self.root}: run xsmoe bootstrap first")
-        if self._serving is None or self._serving.version != version:
-            self._serving = load_snapshot(self.root / version)
-        return self._serving
+            raise SnapshotUnavailable(f"no current snapshot in {self.root}: run xsmoe bootstrap")
+        last_good = self._serving
+        if last_good is not None and last_good.version == version:
+            return last_good
+        tried = self._refused.get(version)
+        if tried is None or time.monotonic() - tried > RETRY_REFUSED_S:
+            try:
+                self._serving = load_snapshot(self.root / version)
+                self._refused.pop(version, None)
+                return self._serving
+            except Exception as exc:
+                self._refused[version] = time.monotonic()
+                log.error("current snapshot %s unreadable: %s", version, exc)
+        if last_good is None:
+            raise SnapshotUnavailable(f"current snapshot {version} unreadable")
+        log.warning("training on %s, the last good snapshot (not %s)", last_good.version, version)
+        return last_good
 
     def feature_store(self, serving: Snapshot) -> FeatureStore:
         if self._store is None:
             dataset = str(serving.manifest.get("source", {}).get("dataset") or self.opts.dataset)
             path = self.opts.features_dir or self.settings.features_dir(dataset)
-            store = FeatureStore.open(path)
+            try:
+                store = FeatureStore.open(path)
+            except Exception as exc:
+                raise SnapshotUnavailable(f"feature store {path} unreadable: {exc}") from exc
             for m, spec in serving.feature_specs.items():
                 have = store.specs.get(m)
                 if have is None or have.as_json() != spec.as_json():
-                    raise RuntimeError(
+                    raise SnapshotUnavailable(
                         f"feature store {path} does not match the snapshot's {m} features"
                     )
             self._store = store
         return self._store
+
+    def _runtime_ids(self) -> set[str]:
+        members: Any = self.redis.smembers(self.keys.items)
+        return {m.decode() if isinstance(m, bytes) else m for m in members}
 
     def contexts(self, users: list[str]) -> dict[str, list[str]]:
         if not self.opts.context:
@@ -330,6 +449,7 @@ class Worker:
                 pipe.rpush(self.keys.context(user), item)
             for user in {u for u, _ in positives}:
                 pipe.ltrim(self.keys.context(user), -self.opts.context, -1)
+                pipe.expire(self.keys.context(user), self.opts.context_ttl_seconds)
             pipe.execute()
 
     def _add_online(self, online: dict[str, Any]) -> None:
@@ -339,6 +459,13 @@ class Worker:
             pipe.hincrbyfloat(self.keys.online, f"{version}|hits", float(online["hr@10"]) * n)
             pipe.hincrbyfloat(self.keys.online, f"{version}|ndcg", float(online["ndcg@10"]) * n)
             pipe.execute()
+
+
+def _range(stream_ids: list[str]) -> list[str]:
+    if not stream_ids:
+        return []
+    ordered = sorted(stream_ids, key=stream_order)
+    return [ordered[0], ordered[-1]]
 
 
 def _table(store: FeatureStore, serving: Snapshot) -> ItemTable:

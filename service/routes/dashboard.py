@@ -24,7 +24,7 @@ async def dashboard(runtime: RuntimeDep, state: StateDep) -> HTMLResponse:
     open it with `?key=<read key>`."""
     root = runtime.serving.root
     snapshots, windows = await asyncio.to_thread(
-        lambda: (manifests(root), ledger.records(root)[-200:])
+        lambda: (manifests(root), ledger.tail(root, 200))
     )
     online: dict[str, dict[str, float]] = {}
     lag: dict[str, int] = {}

@@ -56,8 +56,9 @@ async def post_feedback(
         raise InvalidInput(
             f"unknown item ids in {listed}: add items with POST /v1/items before feedback"
         )
+    ttl = runtime.settings.serving
     accepted = await runtime.store.append_feedback(
-        events, runtime.settings.api.max_history, runtime.settings.serving.event_ttl_seconds
+        events, runtime.settings.api.max_history, ttl.event_ttl_seconds, ttl.user_ttl_seconds
     )
     for event, result in zip(events, accepted, strict=True):
         outcome = "duplicate" if result.duplicate else "accepted"
