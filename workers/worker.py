@@ -15,6 +15,7 @@ train again and again is dead-lettered: a snapshot problem leaves events pending
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import threading
@@ -314,6 +315,8 @@ class Worker:
             if not self.lock.publish(keys.snapshot_pointer, keys.snapshot_channel, version):
                 raise LeadershipLost(f"{version} not announced")
             absorb_runtime_items(self.redis, self.keys, detail.get("absorbed", []))
+            with contextlib.suppress(SnapshotUnavailable):  # the last good one from now on
+                self.serving()
         self.consumer.ack(list(detail.get("stream_ids", [])))
         if todo.fresh:  # soft state: skipped when a crashed window is finished on restart
             self._update_contexts(detail.get("positives", []))
