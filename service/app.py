@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from common.keys import Keys
 from model.feature_build import CatalogEncoder
-from service import errors
+from service import errors, threads
 from service.dashboard.traffic import SAMPLE_EVERY_S, TrafficSampler
 from service.deps import Runtime
 from service.item_encoder import ItemEncoder
@@ -60,6 +60,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         torch.set_num_threads(settings.serving.threads)
         faiss.omp_set_num_threads(settings.serving.threads)
+        pool = threads.install()
         client = aioredis.from_url(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
         )
@@ -104,6 +105,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 log.warning("shutdown: %s did not stop in %.0f s", names, SHUTDOWN_TIMEOUT_S)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.aclose(), timeout=SHUTDOWN_TIMEOUT_S)
+            threads.release(pool)
 
     app = FastAPI(
         title="xsmoe",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import faulthandler
+import sys
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,27 @@ TINY_VOCAB = [
     "war", "space", "star", "night", "day", "(", ")", ".", ",", ":", "genres",
     "1995", "1996", "1997", "children", "'", "s", "thriller", "crime", "sci", "-", "fi",
 ]  # fmt: skip
+
+
+# pytest-timeout fails a hung test by SIGALRM; a hang where that signal cannot act
+# (the main thread blocked in C, or the alarm swallowed by a teardown) would still
+# hold the session. This second net dumps every thread's stack and ends the run.
+HARD_MARGIN_S = 120
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
+    marker = item.get_closest_marker("timeout")
+    limit = (
+        float(marker.args[0])
+        if marker and marker.args
+        else float(item.config.getini("timeout") or 300)
+    )
+    faulthandler.dump_traceback_later(limit + HARD_MARGIN_S, exit=True, file=sys.stderr)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(scope="session")
