@@ -289,3 +289,27 @@ def test_retention_bounds_redis_and_the_ledger(settings: ServiceSettings) -> Non
     assert [r["window"] for r in ledger.records(root)] == list(range(12))
     assert [r["window"] for r in ledger.tail(root, 4)] == [8, 9, 10, 11]
     worker.lock.release()
+
+
+def test_an_unexpected_error_is_logged_and_the_worker_goes_on(
+    settings: ServiceSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    threaded: Callable[[Worker], None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    worker = Worker(worker_settings_for(settings, window_events=120, epsilon=1.0))
+    real_read = worker.consumer.read
+    calls = {"n": 0}
+
+    def read_failing_once(count: int) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ValueError("a bug nobody foresaw")
+        return real_read(count)
+
+    monkeypatch.setattr(worker.consumer, "read", read_failing_once)
+    post(settings.redis_url, settings.redis_prefix, planted_events(n_users=12, length=10))
+    threaded(worker)
+    wait_for(lambda: ledger.finished(settings.snapshots) == 0, timeout=120)
+    assert "a bug nobody foresaw" in caplog.text
+    assert ledger.records(settings.snapshots)[0]["events"] == 120
