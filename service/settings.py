@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from common.settings import Settings
+
+KEY_NAMES = ("read_key", "write_key", "admin_key")
+PROD_KEY_CHARS = 16  # `openssl rand -hex 16` gives 32
 
 
 class ApiSettings(BaseModel):
@@ -23,17 +26,24 @@ class ApiSettings(BaseModel):
 
     @model_validator(mode="after")
     def _keys_in_prod(self) -> Self:
-        if self.mode == "prod":
-            missing = [
-                f"XSMOE_API__{name.upper()}"
-                for name in ("read_key", "write_key", "admin_key")
-                if not (getattr(self, name) and getattr(self, name).get_secret_value())
-            ]
-            if missing:
-                raise ValueError(
-                    f"production mode needs API keys: set {', '.join(missing)} "
-                    "(or XSMOE_API__MODE=dev for an open development server)"
-                )
+        if self.mode != "prod":
+            return self
+        missing = [f"XSMOE_API__{n.upper()}" for n in KEY_NAMES if getattr(self, n) is None]
+        if missing:
+            raise ValueError(
+                f"production mode needs API keys: set {', '.join(missing)} "
+                "(or XSMOE_API__MODE=dev for an open development server)"
+            )
+        short = [
+            f"XSMOE_API__{n.upper()} has {len(getattr(self, n).get_secret_value())}"
+            for n in KEY_NAMES
+            if len(getattr(self, n).get_secret_value()) < PROD_KEY_CHARS
+        ]
+        if short:
+            raise ValueError(
+                f"production keys need at least {PROD_KEY_CHARS} characters: "
+                f"{', '.join(short)} (make one with `openssl rand -hex 16`)"
+            )
         return self
 
 

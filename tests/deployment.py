@@ -23,7 +23,8 @@ from workers.settings import WorkerOptions, WorkerSettings
 DATASET = "tiny"
 WORDS = ["toy", "story", "movie", "action", "comedy", "drama", "horror", "love", "war", "space"]
 ITEM_IDS = [f"m{i}" for i in range(40)]
-WRITE_KEY, ADMIN_KEY, READ_KEY = "write-secret", "admin-secret", "read-secret"
+# Long enough for prod mode (16 characters at least).
+WRITE_KEY, ADMIN_KEY, READ_KEY = "write-secret-0123", "admin-secret-0123", "read-secret-01234"
 
 
 def item_text(i: int) -> str:

@@ -46,6 +46,30 @@ def test_prod_mode_refuses_to_start_without_keys_and_keys_reads(
 
 
 @pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"read_key": "   "}, "XSMOE_API__READ_KEY is blank"),
+        ({"write_key": "\t\n"}, "XSMOE_API__WRITE_KEY is blank"),
+        ({"admin_key": " " + ADMIN_KEY}, "XSMOE_API__ADMIN_KEY is blank or starts or ends"),
+        ({"read_key": "short"}, "at least 16 characters: XSMOE_API__READ_KEY has 5"),
+    ],
+)
+def test_prod_mode_refuses_blank_or_short_keys_naming_the_setting(
+    keys: dict[str, str], message: str
+) -> None:
+    good = {"read_key": READ_KEY, "write_key": WRITE_KEY, "admin_key": ADMIN_KEY}
+    with pytest.raises(ValidationError, match=message):
+        ApiSettings.model_validate({"mode": "prod", **good, **keys})
+    assert ApiSettings.model_validate({"mode": "prod", **good}).read_key is not None
+
+
+def test_an_empty_key_variable_means_unset_and_a_blank_one_is_refused() -> None:
+    assert ApiSettings.model_validate({"write_key": ""}).write_key is None  # compose's ${X:-}
+    with pytest.raises(ValidationError, match="XSMOE_API__WRITE_KEY is blank"):
+        ApiSettings.model_validate({"write_key": "  "})  # dev mode too: no header matches it
+
+
+@pytest.mark.parametrize(
     ("body", "field"),
     [
         ({"item_ids": ["m1"], "k": 0}, "body.k"),
@@ -114,3 +138,30 @@ def test_without_a_snapshot_reads_say_503_and_readyz_is_not_ready(
         r = client.post("/v1/recommendations", json={"item_ids": ["m1"]})
         assert r.status_code == 503 and r.json()["error"] == "no_model"
         assert "xsmoe bootstrap" in r.json()["detail"]
+
+
+def test_shutdown_ends_although_a_worker_thread_is_still_busy(
+    settings: ServiceSettings,
+) -> None:
+    import asyncio
+    import threading
+
+    stuck = threading.Event()  # a job in the app's thread pool that does not end by itself
+    closed = threading.Event()
+
+    def serve_and_stop() -> None:
+        with TestClient(create_app(settings)) as test_client:
+
+            async def start_job() -> None:
+                asyncio.get_running_loop().run_in_executor(None, stuck.wait)
+
+            test_client.portal.call(start_job)  # type: ignore[union-attr]
+        closed.set()
+
+    thread = threading.Thread(target=serve_and_stop, daemon=True)
+    thread.start()
+    try:
+        assert closed.wait(timeout=60), "the lifespan shutdown waited for a busy thread"
+    finally:
+        stuck.set()
+        thread.join(timeout=10)
