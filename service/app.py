@@ -117,6 +117,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     for module in (recommend, feedback, items, model_info, admin, health, dashboard):
         app.include_router(module.router)
     upload_limit = settings.api.max_image_bytes * 4 // 3 + (64 << 10)
-    app.add_middleware(BodyLimit, json_limit=settings.api.max_body_bytes, upload_limit=upload_limit)
+    app.add_middleware(
+        BodyLimit,
+        json_limit=settings.api.max_body_bytes,
+        upload_limit=upload_limit,
+        timeout=settings.api.body_timeout_seconds,
+    )
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     return app

@@ -63,8 +63,14 @@ class Metrics:
         )
 
 
+# nginx's "client closed request": the client left before the answer, so no status
+# was sent, and it is not a server error either.
+CLIENT_CLOSED = 499
+
+
 class LatencyMiddleware:
-    """Observes every request under its route template (not the raw path)."""
+    """Observes every request under its route template (not the raw path); a request
+    whose client disconnected before the answer started counts under 499."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -75,7 +81,14 @@ class LatencyMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500
+        status: int | None = None
+        disconnected = False
+
+        async def watch_receive() -> Message:
+            nonlocal disconnected
+            message = await receive()
+            disconnected = disconnected or message["type"] == "http.disconnect"
+            return message
 
         async def send_status(message: Message) -> None:
             nonlocal status
@@ -84,8 +97,10 @@ class LatencyMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, watch_receive, send_status)
         finally:
+            if status is None:
+                status = CLIENT_CLOSED if disconnected else 500
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
             self.metrics.latency.labels(scope["method"], path, str(status)).observe(

@@ -32,6 +32,32 @@ class ApiSettings(BaseModel):
         if missing:
             raise ValueError(
                 f"production mode needs API keys: set {', '.join(missing)} "
+    max_header_bytes: int = Field(
+        32 << 10, ge=1024, description="request line + headers limit (431 above)"
+    )
+    max_headers: int = Field(100, ge=8, description="header lines per request (431 above)")
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="time a client has to send a request's line and headers"
+    )
+    body_timeout_seconds: float = Field(
+        10.0, gt=0, description="longest wait for the next piece of a request body (408 after)"
+    )
+    keep_alive_seconds: int = Field(
+        5, ge=1, description="an idle keep-alive connection is closed after this"
+    )
+
+    @field_validator(*KEY_NAMES)
+    @classmethod
+    def _no_blank_keys(cls, key: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if key is None or key.get_secret_value() == "":
+            return None  # an empty variable (compose's `${X:-}`) means not set
+        value = key.get_secret_value()
+        if value != value.strip():
+            raise ValueError(
+                f"XSMOE_API__{str(info.field_name).upper()} is blank or starts or ends with "
+                "whitespace (a header value never does, so no request could match it)"
+            )
+        return key
                 "(or XSMOE_API__MODE=dev for an open development server)"
             )
         short = [

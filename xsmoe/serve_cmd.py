@@ -31,6 +31,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from service.app import create_app
+    from service.server import server_config
     from service.settings import ServiceSettings
 
     try:
@@ -40,14 +41,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.snapshot_dir is not None:
         service_settings = service_settings.model_copy(update={"snapshot_dir": args.snapshot_dir})
     app = create_app(service_settings)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_config=None,  # ours (xsmoe.cli set it up)
-        access_log=args.access_log,
-        loop="uvloop",
-        http="httptools",
-        timeout_graceful_shutdown=5,
+    config = server_config(
+        app, service_settings.api, host=args.host, port=args.port, access_log=args.access_log
     )
+    uvicorn.Server(config).run()
     return 0

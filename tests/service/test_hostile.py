@@ -1,0 +1,95 @@
+"""Hostile clients: huge or slow headers, slow bodies, disconnects.
+Each gets a clear refusal, and the server keeps serving everyone else."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import httpx
+
+from service.settings import ServiceSettings
+from tests.deployment import WRITE_KEY
+from tests.service.live import live_server, read_response
+
+W = {"X-API-Key": WRITE_KEY}
+
+
+def _with_api(settings: ServiceSettings, **api: object) -> ServiceSettings:
+    return settings.model_copy(update={"api": settings.api.model_copy(update=api)})
+
+
+def _send_all(sock: socket.socket, data: bytes, piece: int = 16 << 10) -> bool:
+    """Send until done or the server stops listening; whether it all went."""
+    try:
+        for start in range(0, len(data), piece):
+            sock.sendall(data[start : start + piece])
+    except (BrokenPipeError, ConnectionResetError):
+        return False
+    return True
+
+
+def test_huge_or_many_headers_are_refused_and_the_server_lives_on(
+    settings: ServiceSettings,
+) -> None:
+    with live_server(settings) as server:
+        huge = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (4 << 20) + b"\r\n\r\n"
+        with server.connect() as sock:
+            _send_all(sock, huge)
+            answer = read_response(sock)
+        # 431, or (when the server closed with our bytes still unread) a reset: never a 200
+        assert answer.startswith(b"HTTP/1.1 431") or answer == b"", answer[:80]
+        many = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+        many += b"".join(b"X-H%d: 1\r\n" % n for n in range(300)) + b"\r\n"
+        with server.connect() as sock:
+            sock.sendall(many)
+            answer = read_response(sock)
+        status, _, rest = answer.partition(b"\r\n")
+        assert status == b"HTTP/1.1 431 Request Header Fields Too Large", answer[:80]
+        body = json.loads(rest.partition(b"\r\n\r\n")[2])
+        assert body["error"] == "headers_too_large" and "limit is 100" in body["detail"]
+        assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
+
+
+def test_slow_headers_and_slow_bodies_get_408_and_the_connection_closes(
+    settings: ServiceSettings,
+) -> None:
+    quick = _with_api(settings, body_timeout_seconds=0.5, header_timeout_seconds=0.5)
+    with live_server(quick) as server:
+        with server.connect() as sock:  # 3 bytes of a 1000-byte body, then nothing
+            sock.sendall(
+                b"POST /v1/feedback HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"X-API-Key: " + WRITE_KEY.encode() + b'\r\nContent-Length: 1000\r\n\r\n{"u'
+            )
+            answer = read_response(sock)  # the server closes: the read ends before its timeout
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+        body = json.loads(answer.partition(b"\r\n\r\n")[2])
+        assert body["error"] == "request_timeout" and "request body" in body["detail"]
+        with server.connect() as sock:  # half a request line
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHo")
+            answer = read_response(sock)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+        with server.connect() as sock:  # connects and says nothing: closed, no answer
+            assert read_response(sock) == b""
+        assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
+
+
+def _metric_lines(url: str) -> list[str]:
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return [line for line in text.splitlines() if line.startswith("xsmoe_request_seconds_count")]
+
+
+def test_a_client_that_disconnects_is_counted_as_499_not_500(settings: ServiceSettings) -> None:
+    with live_server(settings) as server:
+        with server.connect() as sock:  # a body cut short by the client going away
+            sock.sendall(
+                b"POST /v1/feedback HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 1000\r\n\r\n{"u'
+            )
+        deadline = time.monotonic() + 10
+        while not any('status="499"' in line for line in _metric_lines(server.url)):
+            assert time.monotonic() < deadline, _metric_lines(server.url)
+            time.sleep(0.05)
+        lines = _metric_lines(server.url)
+        assert not any('status="500"' in line for line in lines), lines
