@@ -23,15 +23,6 @@ class ApiSettings(BaseModel):
     max_image_bytes: int = Field(8 << 20, ge=1024, description="decoded image size limit")
     max_history: int = Field(200, ge=1, description="items kept per user history")
     max_events: int = Field(1000, ge=1, description="events per feedback request")
-
-    @model_validator(mode="after")
-    def _keys_in_prod(self) -> Self:
-        if self.mode != "prod":
-            return self
-        missing = [f"XSMOE_API__{n.upper()}" for n in KEY_NAMES if getattr(self, n) is None]
-        if missing:
-            raise ValueError(
-                f"production mode needs API keys: set {', '.join(missing)} "
     max_header_bytes: int = Field(
         32 << 10, ge=1024, description="request line + headers limit (431 above)"
     )
@@ -58,6 +49,15 @@ class ApiSettings(BaseModel):
                 "whitespace (a header value never does, so no request could match it)"
             )
         return key
+
+    @model_validator(mode="after")
+    def _keys_in_prod(self) -> Self:
+        if self.mode != "prod":
+            return self
+        missing = [f"XSMOE_API__{n.upper()}" for n in KEY_NAMES if getattr(self, n) is None]
+        if missing:
+            raise ValueError(
+                f"production mode needs API keys: set {', '.join(missing)} "
                 "(or XSMOE_API__MODE=dev for an open development server)"
             )
         short = [
