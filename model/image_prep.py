@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import logging
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,23 +13,58 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from model.errors import ModelError
+
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def load_image(source: str | Path | bytes) -> Image.Image | None:
-    """Decode an image file or bytes to RGB; None (and a warning) if it cannot be read."""
+class ImageTooLarge(ModelError):
+    """An image declares more pixels than allowed; refused before its pixels are decoded."""
+
+
+def limit_decoding(max_pixels: int) -> None:
+    """Make Pillow itself refuse, anywhere in this process, an image over `max_pixels`
+    (it only warns by default, and refuses at twice its own 89 M): the size checked in
+    `load_image` is not the only way in (an ICO or a multi-frame file opens a nested
+    image while loading). Process-wide, so the entrypoint calls it once."""
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+
+def load_image(
+    source: str | Path | bytes,
+    *,
+    max_pixels: int | None = None,
+    formats: tuple[str, ...] | None = None,
+) -> Image.Image | None:
+    """Decode an image file or bytes to RGB; None (and a warning) if it cannot be read.
+
+    `max_pixels`: an image whose header declares more pixels raises ImageTooLarge
+    before anything is decoded (Pillow's open reads only the header). `formats`:
+    the Pillow format names tried (None: every format Pillow knows)."""
     where = "<bytes>" if isinstance(source, bytes) else str(source)
     try:
         raw = io.BytesIO(source) if isinstance(source, bytes) else source
-        with Image.open(raw) as img:
+        with Image.open(raw, formats=formats) as img:
+            width, height = img.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageTooLarge(
+                    f"{width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}"
+                )
             img.load()
             return img.convert("RGB")
     except FileNotFoundError:
         log.warning("image %s not found: item stored without the image modality", where)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        if max_pixels is not None:  # Pillow's own check (limit_decoding) came first
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            size = f"{int(found[1]):,} pixels" if found else "too many pixels"
+            raise ImageTooLarge(f"{size}; the limit is {max_pixels:,}") from exc
+        log.warning("image %s too large (%s): item stored without the image modality", where, exc)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         log.warning("image %s unreadable (%s): item stored without the image modality", where, exc)
     return None
 

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from common.keys import Keys
 from model.feature_build import CatalogEncoder
+from model.image_prep import limit_decoding
 from service import errors, threads
 from service.dashboard.traffic import SAMPLE_EVERY_S, TrafficSampler
 from service.deps import Runtime
@@ -55,6 +56,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         settings.text.to_config(), settings.image.to_config(), cache_dir=settings.cache_dir
     )
     specs = encoder.specs()  # refuses a bad encoder setting now, naming it
+    limit_decoding(settings.api.max_image_pixels)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,7 +1,7 @@
 """Domain errors and their one mapping to HTTP: every error body is {error, detail}.
 
-`detail` says what was wrong and what is allowed; validation errors also list
-each offending field.
+`detail` says what was wrong and what is allowed; validation errors, and domain
+errors about one field, also list each offending field under `fields`.
 """
 
 from __future__ import annotations
@@ -23,10 +23,13 @@ class ServiceError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, detail: str, headers: dict[str, str] | None = None, field: str | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.headers = headers
+        self.field = field  # the request field at fault, listed under `fields`
 
 
 class Unauthorized(ServiceError):
@@ -86,7 +89,9 @@ def describe_validation(errors: Sequence[Any]) -> tuple[str, list[dict[str, str]
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service(_: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.detail), exc.status, headers=exc.headers)
+        extra = {"fields": [{"field": exc.field, "message": exc.detail}]} if exc.field else {}
+        body = error_body(exc.code, exc.detail, **extra)
+        return JSONResponse(body, exc.status, headers=exc.headers)
 
     @app.exception_handler(RedisError)
     async def _redis(_: Request, exc: RedisError) -> JSONResponse:

@@ -21,6 +21,12 @@ class ApiSettings(BaseModel):
     admin_key: SecretStr | None = Field(None, description="X-API-Key for admin routes")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="JSON request body limit")
     max_image_bytes: int = Field(8 << 20, ge=1024, description="decoded image size limit")
+    max_image_pixels: int = Field(
+        25_000_000,
+        ge=1,
+        description="width x height limit of an uploaded image, read from its header before "
+        "any pixel is decoded (25 M: a 6000x4000 photo; decoded RGB is 3 bytes a pixel)",
+    )
     max_history: int = Field(200, ge=1, description="items kept per user history")
     max_events: int = Field(1000, ge=1, description="events per feedback request")
     max_header_bytes: int = Field(

@@ -8,10 +8,11 @@ import binascii
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Path, UploadFile
+from PIL import Image
 
 from common.events import Identifier
 from common.items import StoredItem
-from model.image_prep import load_image
+from model.image_prep import ImageTooLarge, load_image
 from service.auth import require_read, require_write
 from service.deps import Runtime, RuntimeDep, StateDep
 from service.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
@@ -20,6 +21,9 @@ from service.state import ServingState
 
 router = APIRouter(prefix="/v1/items", tags=["items"])
 ItemIdPath = Annotated[Identifier, Path(examples=["new-42"])]
+# What a client may send; Pillow's other formats (ICO, TIFF, PSD, EPS, ...) are more
+# decoder surface than a product photo needs.
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 
 
 def _item_out(state: ServingState, item: StoredItem | None, item_id: str) -> ItemOut:
@@ -43,12 +47,35 @@ async def _exists(runtime: Runtime, state: ServingState, item_id: str) -> bool:
     return await runtime.store.is_runtime_item(item_id) or await runtime.store.is_deleted(item_id)
 
 
+async def _decode(image_bytes: bytes, field: str, max_pixels: int) -> Image.Image:
+    try:
+        image = await asyncio.to_thread(
+            load_image, image_bytes, max_pixels=max_pixels, formats=IMAGE_FORMATS
+        )
+    except ImageTooLarge as exc:
+        raise PayloadTooLarge(
+            f"{field}: {exc} (XSMOE_API__MAX_IMAGE_PIXELS); send a smaller image", field=field
+        ) from exc
+    if image is None:
+        raise InvalidInput(
+            f"{field}: not a decodable image ({', '.join(IMAGE_FORMATS)} expected)", field=field
+        )
+    return image
+
+
 async def add_item(
-    runtime: Runtime, state: ServingState, item_id: str, text: str | None, image_bytes: bytes | None
+    runtime: Runtime,
+    state: ServingState,
+    item_id: str,
+    text: str | None,
+    image_bytes: bytes | None,
+    image_field: str = "image",
 ) -> ItemOut:
     limit = runtime.settings.api.max_image_bytes
     if image_bytes is not None and len(image_bytes) > limit:
-        raise PayloadTooLarge(f"image: {len(image_bytes)} bytes; the limit is {limit}")
+        raise PayloadTooLarge(
+            f"{image_field}: {len(image_bytes)} bytes; the limit is {limit}", field=image_field
+        )
     model = state.retriever.model
     if model.content is None:
         raise Conflict(f"model {state.version} scores item ids only: it cannot add new items")
@@ -56,9 +83,7 @@ async def add_item(
     warnings = []
     image = None
     if image_bytes and "image" in modalities:
-        image = await asyncio.to_thread(load_image, image_bytes)
-        if image is None:
-            raise InvalidInput("image: not a decodable image (JPEG, PNG, WebP, ... expected)")
+        image = await _decode(image_bytes, image_field, runtime.settings.api.max_image_pixels)
     elif image_bytes:  # never decoded: no memory spent on pixels nothing reads
         warnings.append(
             f"image ignored (not decoded): model {state.version} reads {sorted(modalities)}"
@@ -96,8 +121,10 @@ async def post_item(body: ItemCreate, runtime: RuntimeDep, state: StateDep) -> I
         try:
             image = base64.b64decode(body.image_base64, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise InvalidInput(f"image_base64: not valid base64 ({exc})") from exc
-    return await add_item(runtime, state, body.item_id, body.text, image)
+            raise InvalidInput(
+                f"image_base64: not valid base64 ({exc})", field="image_base64"
+            ) from exc
+    return await add_item(runtime, state, body.item_id, body.text, image, "image_base64")
 
 
 @router.post(

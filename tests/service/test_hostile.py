@@ -1,16 +1,21 @@
-"""Hostile clients: huge or slow headers, slow bodies, disconnects.
+"""Hostile clients: pixel bombs, huge or slow headers, slow bodies, disconnects.
 Each gets a clear refusal, and the server keeps serving everyone else."""
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
+import struct
 import time
+import zlib
 
 import httpx
+from fastapi.testclient import TestClient
 
+from service.app import create_app
 from service.settings import ServiceSettings
-from tests.deployment import WRITE_KEY
+from tests.deployment import WRITE_KEY, publish_snapshot
 from tests.service.live import live_server, read_response
 
 W = {"X-API-Key": WRITE_KEY}
@@ -18,6 +23,45 @@ W = {"X-API-Key": WRITE_KEY}
 
 def _with_api(settings: ServiceSettings, **api: object) -> ServiceSettings:
     return settings.model_copy(update={"api": settings.api.model_copy(update=api)})
+
+
+def _pixel_bomb(width: int = 12_000, height: int = 12_000) -> bytes:
+    """A 1-bit grayscale PNG of all-black rows: a few KB on the wire, width x height
+    pixels (432 MB as RGB) once decoded."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    row = b"\0" * (1 + (width + 7) // 8)  # filter byte + packed bits
+    packer = zlib.compressobj(9)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+
+
+def test_a_pixel_bomb_is_refused_from_its_header(settings: ServiceSettings) -> None:
+    bomb = _pixel_bomb()
+    assert len(bomb) < 64 << 10  # far under every byte limit: only the pixel count catches it
+    publish_snapshot(settings.snapshots, settings, images=True)  # a model that reads images
+    with TestClient(create_app(settings)) as client:
+        body = {"item_id": "bomb", "image_base64": base64.b64encode(bomb).decode()}
+        r = client.post("/v1/items", json=body, headers=W)
+        assert r.status_code == 413, r.text
+        out = r.json()
+        assert out["error"] == "payload_too_large"
+        assert out["fields"][0]["field"] == "image_base64"
+        assert "144,000,000 pixels; the limit is 25,000,000" in out["detail"]
+        r = client.post(
+            "/v1/items/upload",
+            data={"item_id": "bomb"},
+            files={"image": ("bomb.png", bomb, "image/png")},
+            headers=W,
+        )
+        assert r.status_code == 413 and r.json()["fields"][0]["field"] == "image"
+        assert client.get("/v1/items/bomb").status_code == 404  # nothing was stored
 
 
 def _send_all(sock: socket.socket, data: bytes, piece: int = 16 << 10) -> bool:
