@@ -7,7 +7,9 @@ import time
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from model.ids import ID_MAX, ID_PATTERN, ID_RULE, check_id
 
 EventType = Literal["click", "view", "purchase", "like", "dislike"]
 # Positive feedback extends the user's history (and trains the model); a dislike
@@ -18,10 +20,11 @@ Identifier = Annotated[
     str,
     Field(
         min_length=1,
-        max_length=128,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
-        description="1-128 printable characters",
+        max_length=ID_MAX,
+        description=ID_RULE,
+        json_schema_extra={"pattern": ID_PATTERN},
     ),
+    AfterValidator(check_id),
 ]
 
 

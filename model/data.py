@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from model.errors import DatasetError
+from model.ids import id_problem
 
 ML100K = "ml-100k"
 
@@ -133,6 +134,9 @@ def _id_field(record: dict[str, object], key: str, where: str) -> str:
     value = record.get(key)
     if isinstance(value, bool) or not isinstance(value, str | int) or str(value) == "":
         raise DatasetError(f"{where}: '{key}' is required (a non-empty string or integer)")
+    problem = id_problem(str(value))  # the API's rule: every id here can be served there
+    if problem is not None:
+        raise DatasetError(f"{where}: {key} {str(value)!r}: {problem}")
     return str(value)
 
 

@@ -102,7 +102,7 @@ class LatencyMiddleware:
             if status is None:
                 status = CLIENT_CLOSED if disconnected else 500
             route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
+            path = getattr(route, "path_format", None) or getattr(route, "path", "unmatched")
             self.metrics.latency.labels(scope["method"], path, str(status)).observe(
                 time.perf_counter() - start
             )

@@ -20,6 +20,8 @@ from service.schemas import ItemCreate, ItemOut
 from service.state import ServingState
 
 router = APIRouter(prefix="/v1/items", tags=["items"])
+# `:path`: an id with a `/` (sent as %2F) reaches validation and gets a 422 that says
+# what ids may hold, not a bare 404 from the router.
 ItemIdPath = Annotated[Identifier, Path(examples=["new-42"])]
 # What a client may send; Pillow's other formats (ICO, TIFF, PSD, EPS, ...) are more
 # decoder surface than a product photo needs.
@@ -147,7 +149,7 @@ async def upload_item(
     return await add_item(runtime, state, item_id, text, data or None)
 
 
-@router.get("/{item_id}", dependencies=[Depends(require_read)], summary="Look up an item")
+@router.get("/{item_id:path}", dependencies=[Depends(require_read)], summary="Look up an item")
 async def get_item(item_id: ItemIdPath, runtime: RuntimeDep, state: StateDep) -> ItemOut:
     catalog = state.retriever.catalog
     item = runtime.serving.catalog.items.get(item_id)
@@ -160,7 +162,7 @@ async def get_item(item_id: ItemIdPath, runtime: RuntimeDep, state: StateDep) ->
     return _item_out(state, item, item_id)
 
 
-@router.delete("/{item_id}", dependencies=[Depends(require_write)], summary="Delete an item")
+@router.delete("/{item_id:path}", dependencies=[Depends(require_write)], summary="Delete an item")
 async def delete_item(item_id: ItemIdPath, runtime: RuntimeDep, state: StateDep) -> ItemOut:
     """Never recommended again from this moment (every replica within a second)."""
     mirror = runtime.serving.catalog

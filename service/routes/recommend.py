@@ -66,7 +66,7 @@ async def post_recommendations(
     return await recommend(runtime, state, body)
 
 
-@router.get("/users/{user_id}/recommendations", summary="Recommend items for a stored user")
+@router.get("/users/{user_id:path}/recommendations", summary="Recommend items for a stored user")
 async def get_user_recommendations(
     user_id: Annotated[Identifier, Path(examples=["196"])],
     runtime: RuntimeDep,

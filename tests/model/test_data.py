@@ -61,6 +61,11 @@ def test_catalog_jsonl(tmp_path: Path) -> None:
         ('{"item_id": "a", "image": 1}', "'image' must be a file path"),
         ("[1, 2]", "expected a JSON object"),
         ("{oops", "not valid JSON"),
+        (
+            '{"item_id": "shoes/red"}',
+            "item_id 'shoes/red': '/' not allowed in an id; ids are 1-128",
+        ),
+        ('{"item_id": ".."}', "item_id '..': '..' is not an id"),
     ],
 )
 def test_catalog_errors_say_where(tmp_path: Path, line: str, message: str) -> None:
@@ -87,6 +92,9 @@ def test_interaction_errors(tmp_path: Path) -> None:
     bad.write_text("user_id,item_id,timestamp\nu1,a,yesterday\n")
     with pytest.raises(DatasetError, match="inter.csv:2: 'timestamp'"):
         load_interactions(bad)
+    bad.write_text("user_id,item_id,timestamp\nu 1,a,20\n")
+    with pytest.raises(DatasetError, match=r"inter.csv:2: user_id 'u 1': ' ' not allowed"):
+        load_interactions(bad)  # the API's id rule: an id it could never serve is refused here
     bad.write_text("user,item,ts\n")
     with pytest.raises(DatasetError, match="header must name"):
         load_interactions(bad)

@@ -1,4 +1,4 @@
-"""Hostile clients: pixel bombs, huge or slow headers, slow bodies, disconnects.
+"""Hostile clients: pixel bombs, huge or slow headers, slow bodies, disconnects, odd ids.
 Each gets a clear refusal, and the server keeps serving everyone else."""
 
 from __future__ import annotations
@@ -9,8 +9,10 @@ import socket
 import struct
 import time
 import zlib
+from urllib.parse import quote
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
@@ -137,3 +139,36 @@ def test_a_client_that_disconnects_is_counted_as_499_not_500(settings: ServiceSe
             time.sleep(0.05)
         lines = _metric_lines(server.url)
         assert not any('status="500"' in line for line in lines), lines
+
+
+@pytest.mark.parametrize("bad", ["a/b", "a b", "..", "é"])
+def test_ids_outside_the_alphabet_are_refused_naming_the_field(
+    client: TestClient, bad: str
+) -> None:
+    r = client.post("/v1/feedback", json={"user_id": bad, "item_id": "m1"}, headers=W)
+    assert r.status_code == 422 and r.json()["fields"][0]["field"].endswith(".user_id")
+    r = client.post("/v1/items", json={"item_id": bad, "text": "toy"}, headers=W)
+    assert r.status_code == 422
+    out = r.json()
+    assert out["fields"][0]["field"] == "body.item_id"
+    assert "A-Z a-z 0-9 . _ : @ ~ + -" in out["detail"]
+    if bad == "..":
+        return  # as a path segment, clients resolve it away before sending: why it is refused
+    r = client.get(f"/v1/items/{quote(bad, safe='')}")
+    assert r.status_code == 422 and r.json()["fields"][0]["field"] == "path.item_id"
+    r = client.delete(f"/v1/items/{quote(bad, safe='')}", headers=W)
+    assert r.status_code == 422
+    r = client.get(f"/v1/users/{quote(bad, safe='')}/recommendations")
+    assert r.status_code == 422 and r.json()["fields"][0]["field"] == "path.user_id"
+
+
+def test_every_allowed_id_can_be_added_read_and_deleted(client: TestClient) -> None:
+    for item_id in ("sku:A-1_b.c~2", "a.b+c@x.org", "+4930123"):
+        r = client.post("/v1/items", json={"item_id": item_id, "text": "toy story"}, headers=W)
+        assert r.status_code == 201, r.text
+        path = f"/v1/items/{quote(item_id, safe='')}"  # however a client encodes it
+        assert client.get(path).json()["item_id"] == item_id
+        assert client.get(f"/v1/items/{item_id}").json()["item_id"] == item_id
+        assert client.delete(path, headers=W).status_code == 200
+        assert client.get(path).status_code == 404
+    assert client.get("/v1/items/%6D1").json()["item_id"] == "m1"  # an encoded plain id
