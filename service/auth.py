@@ -2,19 +2,22 @@
 
 dev mode: reads are open; writes and admin routes need their key only if one is set.
 prod mode: every /v1 route needs a key (settings refuse prod without keys).
-A write key also reads; the admin key opens everything.
+A write key also reads; the admin key opens everything. The dashboard's pages also
+take the sign-in cookie (service.dashboard.session), never a key in the URL.
 """
 
 from __future__ import annotations
 
 import hmac
+import time
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader
 from pydantic import SecretStr
 
-from service.errors import Forbidden, Unauthorized
+from service.dashboard import session
+from service.errors import Forbidden, ServiceError, SignIn, Unauthorized
 from service.settings import ApiSettings
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
@@ -47,11 +50,33 @@ async def require_read(request: Request, key: KeyDep) -> None:
     _check(key, "read", (api.read_key, api.write_key, api.admin_key), api.mode == "prod")
 
 
-async def require_read_query(
-    request: Request, key: KeyDep, query_key: Annotated[str | None, Query(alias="key")] = None
+def opens_reads(api: ApiSettings, key: str) -> bool:
+    return _matches(key, api.read_key, api.write_key, api.admin_key)
+
+
+async def refuse_key_in_url(
+    query_key: Annotated[str | None, Query(alias="key", include_in_schema=False)] = None,
 ) -> None:
-    """For pages a browser opens: the key may come as `?key=` instead of a header."""
-    await require_read(request, key or query_key)
+    """A key in the URL would land in access logs, proxies and browser history."""
+    if query_key is not None:
+        raise ServiceError(
+            "key: an API key in the URL is refused (URLs are logged); sign in at "
+            "/dashboard/login or send the X-API-Key header",
+            field="key",
+        )
+
+
+async def require_dashboard(request: Request, key: KeyDep) -> None:
+    """For the pages a browser opens: the X-API-Key header, or the sign-in cookie."""
+    await refuse_key_in_url(request.query_params.get("key"))
+    api = _api(request)
+    if key is not None or api.mode != "prod":
+        await require_read(request, key)
+    elif not session.valid(api, request.cookies.get(session.COOKIE), time.time()):
+        raise SignIn(
+            "sign in at /dashboard/login (or send the X-API-Key header)",
+            headers={"Location": "/dashboard/login"},
+        )
 
 
 async def require_write(request: Request, key: KeyDep) -> None:

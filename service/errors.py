@@ -36,6 +36,12 @@ class Unauthorized(ServiceError):
     status, code = 401, "unauthorized"
 
 
+class SignIn(ServiceError):
+    """A browser page without a valid sign-in: sent on to the sign-in form."""
+
+    status, code = 303, "sign_in"
+
+
 class Forbidden(ServiceError):
     status, code = 403, "forbidden"
 

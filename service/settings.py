@@ -19,6 +19,9 @@ class ApiSettings(BaseModel):
     read_key: SecretStr | None = Field(None, description="X-API-Key for reads (prod)")
     write_key: SecretStr | None = Field(None, description="X-API-Key for feedback and items")
     admin_key: SecretStr | None = Field(None, description="X-API-Key for admin routes")
+    dashboard_session_hours: float = Field(
+        12.0, gt=0, le=24 * 7, description="how long a dashboard sign-in lasts"
+    )
     max_body_bytes: int = Field(1 << 20, ge=1024, description="JSON request body limit")
     max_image_bytes: int = Field(8 << 20, ge=1024, description="decoded image size limit")
     max_image_pixels: int = Field(

@@ -171,6 +171,7 @@ def render(d: DashboardData, snapshots: dict[str, dict[str, Any]]) -> str:
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
 <title>xsmoe dashboard · {escape(d.version)}</title><style>{STYLE}</style></head>
 <body><h1>xsmoe</h1>
+<form method="post" action="/dashboard/logout"><button type="submit">sign out</button></form>
 {_cards(d)}
 <h2>Model and traffic</h2><div class="charts">{charts}</div>
 <h2>Recent windows</h2>{_windows_table(d)}

@@ -1,31 +1,39 @@
-"""GET /dashboard: the operator's page (server-rendered HTML + SVG, no CDN)."""
+"""GET /dashboard: the operator's page (server-rendered HTML + SVG, no CDN), and its
+sign-in: a form that POSTs the key and sets a short-lived HttpOnly cookie."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from typing import Annotated
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 from redis.exceptions import RedisError
 
 from common import ledger
-from service.auth import require_read_query
+from service.auth import opens_reads, refuse_key_in_url, require_dashboard
+from service.dashboard import session
+from service.dashboard.login import login_page
 from service.dashboard.page import DashboardData, manifests, render
 from service.deps import RuntimeDep, StateDep
 
-router = APIRouter(tags=["dashboard"], dependencies=[Depends(require_read_query)])
+router = APIRouter(tags=["dashboard"])
 
 
-@router.get("/dashboard", response_class=HTMLResponse, summary="Operator dashboard")
+@router.get(
+    "/dashboard",
+    response_class=HTMLResponse,
+    dependencies=[Depends(require_dashboard)],
+    summary="Operator dashboard",
+)
 async def dashboard(runtime: RuntimeDep, state: StateDep) -> HTMLResponse:
     """Serving version and its gate decision, quality per window, experts per stage
     across versions, utilization per expert, traffic and feedback lag. In prod mode
-    open it with `?key=<read key>`."""
+    sign in at /dashboard/login (or send X-API-Key); a key in the URL is refused."""
     root = runtime.serving.root
-    snapshots, windows = await asyncio.to_thread(
-        lambda: (manifests(root), ledger.tail(root, 200))
-    )
+    snapshots, windows = await asyncio.to_thread(lambda: (manifests(root), ledger.tail(root, 200)))
     online: dict[str, dict[str, float]] = {}
     lag: dict[str, int] = {}
     with contextlib.suppress(RedisError, OSError):
@@ -42,3 +50,49 @@ async def dashboard(runtime: RuntimeDep, state: StateDep) -> HTMLResponse:
         traffic=list(runtime.traffic.points),
     )
     return HTMLResponse(render(data, snapshots))
+
+
+@router.get(
+    "/dashboard/login",
+    response_class=HTMLResponse,
+    dependencies=[Depends(refuse_key_in_url)],
+    summary="Dashboard sign-in form",
+)
+async def login_form(runtime: RuntimeDep) -> HTMLResponse:
+    return HTMLResponse(login_page(runtime.settings.api.dashboard_session_hours))
+
+
+@router.post(
+    "/dashboard/login",
+    response_class=HTMLResponse,
+    response_model=None,
+    summary="Sign in to the dashboard",
+)
+async def login(
+    request: Request, runtime: RuntimeDep, key: Annotated[str, Form(max_length=1024)]
+) -> HTMLResponse | RedirectResponse:
+    """Checks the key (read, write or admin) and sets a cookie that opens the dashboard
+    for `XSMOE_API__DASHBOARD_SESSION_HOURS`; the cookie holds no key."""
+    api = runtime.settings.api
+    if not opens_reads(api, key):
+        page = login_page(api.dashboard_session_hours, "this key does not open the dashboard")
+        return HTMLResponse(page, 403)
+    seconds = int(api.dashboard_session_hours * 3600)
+    response = RedirectResponse("/dashboard", 303)
+    response.set_cookie(
+        session.COOKIE,
+        session.sign(api, int(time.time()) + seconds),
+        max_age=seconds,
+        path=session.PATH,
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+@router.post("/dashboard/logout", summary="Sign out of the dashboard")
+async def logout() -> RedirectResponse:
+    response = RedirectResponse("/dashboard/login", 303)
+    response.delete_cookie(session.COOKIE, path=session.PATH, httponly=True, samesite="strict")
+    return response

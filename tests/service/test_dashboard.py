@@ -8,7 +8,10 @@ import time
 from fastapi.testclient import TestClient
 
 from common import ledger
-from service.settings import ServiceSettings
+from service.app import create_app
+from service.dashboard import session
+from service.settings import ApiSettings, ServiceSettings
+from tests.deployment import ADMIN_KEY, READ_KEY, WRITE_KEY
 
 
 def _window(n: int, version: str, outcome: str) -> dict[str, object]:
@@ -67,14 +70,67 @@ def test_dashboard_draws_windows_experts_and_traffic(
     assert "window 1 reason" in html
 
 
-def test_dashboard_needs_a_key_in_prod(settings: ServiceSettings) -> None:
-    from service.app import create_app
-    from service.settings import ApiSettings
-    from tests.deployment import READ_KEY
+def _prod(settings: ServiceSettings) -> ServiceSettings:
+    api = ApiSettings.model_validate(
+        {**settings.api.model_dump(), "mode": "prod", "read_key": READ_KEY}
+    )
+    return settings.model_copy(update={"api": api})
 
-    api = ApiSettings.model_validate({**settings.api.model_dump(), "mode": "prod",
-                                      "read_key": READ_KEY,
-                                      "write_key": "w", "admin_key": "a"})  # fmt: skip
-    with TestClient(create_app(settings.model_copy(update={"api": api}))) as client:
-        assert client.get("/dashboard").status_code == 401
-        assert client.get(f"/dashboard?key={READ_KEY}").status_code == 200
+
+def test_dashboard_in_prod_opens_with_the_header_or_a_signed_in_cookie(
+    settings: ServiceSettings,
+) -> None:
+    with TestClient(create_app(_prod(settings)), follow_redirects=False) as client:
+        r = client.get("/dashboard")
+        assert r.status_code == 303 and r.headers["location"] == "/dashboard/login"
+        assert client.get("/dashboard", headers={"X-API-Key": READ_KEY}).status_code == 200
+        assert client.get("/dashboard", headers={"X-API-Key": "wrong"}).status_code == 403
+        form = client.get("/dashboard/login")
+        assert form.status_code == 200 and 'method="post"' in form.text
+        r = client.post("/dashboard/login", data={"key": "not-a-key-at-all"})
+        assert r.status_code == 403 and "does not open" in r.text
+        assert session.COOKIE not in client.cookies
+        r = client.post("/dashboard/login", data={"key": WRITE_KEY})  # any reading key
+        assert r.status_code == 303 and r.headers["location"] == "/dashboard"
+        cookie = r.headers["set-cookie"]
+        for attribute in ("HttpOnly", "SameSite=strict", "Path=/dashboard", "Max-Age=43200"):
+            assert attribute in cookie
+        value = client.cookies[session.COOKIE]
+        assert WRITE_KEY not in value and READ_KEY not in value  # an HMAC, not the key
+        page = client.get("/dashboard")
+        assert page.status_code == 200 and "v000001" in page.text
+        for key in (READ_KEY, WRITE_KEY, ADMIN_KEY):  # nowhere in what the browser gets
+            assert key not in page.text and key not in str(page.url)
+        assert client.get("/v1/model").status_code == 401  # the cookie opens no API route
+        r = client.post("/dashboard/logout")
+        assert r.status_code == 303 and session.COOKIE not in client.cookies
+        assert client.get("/dashboard").status_code == 303
+
+
+def test_a_tampered_or_expired_cookie_and_a_key_in_the_url_are_refused(
+    settings: ServiceSettings,
+) -> None:
+    prod = _prod(settings)
+    now = int(time.time())
+    good = session.sign(prod.api, now + 3600)
+    expiry, _, mac = good.partition(".")
+    bad = {
+        "expired": session.sign(prod.api, now - 1),
+        "extended": f"{now + 10 * 86400}.{mac}",
+        "forged": f"{expiry}.{'0' * len(mac)}",
+        "signed with other keys": session.sign(settings.api, now + 3600),
+        "raw key": READ_KEY,
+    }
+    with TestClient(create_app(prod), follow_redirects=False) as client:
+        client.cookies.set(session.COOKIE, good, path="/dashboard")
+        assert client.get("/dashboard").status_code == 200
+        for why, value in bad.items():
+            client.cookies.set(session.COOKIE, value, path="/dashboard")
+            r = client.get("/dashboard")
+            assert r.status_code == 303, why
+        for path in ("/dashboard", "/dashboard/login"):
+            r = client.get(path, params={"key": READ_KEY})
+            assert r.status_code == 400, path
+            out = r.json()
+            assert out["fields"][0]["field"] == "key" and "/dashboard/login" in out["detail"]
+            assert READ_KEY not in r.text
