@@ -180,7 +180,12 @@ def main() -> int:
             finally:
                 for proc in (api, worker):
                     proc.terminate()
-                    proc.wait(timeout=30)
+                    try:
+                        proc.wait(timeout=60)
+                    except subprocess.TimeoutExpired:
+                        log.error("%s did not stop in 60 s: killed", proc.args)
+                        proc.kill()
+                        proc.wait()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(samples, seconds, errors, dead)

@@ -29,6 +29,11 @@ from model.sequences import EvalCases, TrainBatch, train_batches, training_chunk
 
 log = logging.getLogger(__name__)
 
+
+class TrainingCancelled(Exception):
+    """The caller asked training to stop (e.g. the process is shutting down)."""
+
+
 Loss = Literal["full", "inbatch"]
 LOSSES: tuple[str, ...] = get_args(Loss)
 
@@ -112,8 +117,11 @@ def train_window(
     config: TrainConfig,
     *,
     on_epoch: Callable[[int, float, float], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> WindowReport:
-    """Train on one window's user sequences (item rows, time-ordered)."""
+    """Train on one window's user sequences (item rows, time-ordered). `cancel` is
+    asked after every batch: True stops at once with TrainingCancelled (the model
+    is then half-trained and must be thrown away)."""
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -137,6 +145,8 @@ def train_window(
         model.train()
         losses = []
         for batch in train_batches(chunks, config.batch_size, rng):
+            if cancel is not None and cancel():
+                raise TrainingCancelled(f"cancelled in epoch {epoch}")
             loss = _step(model, table, batch, log_pop, known_rows)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,6 +118,7 @@ def train_and_gate(
     data: WindowData,
     opts: WorkerOptions,
     seed: int = 0,
+    cancel: Callable[[], bool] | None = None,
 ) -> WindowResult:
     """Fine-tune a copy of the serving model on the window; promote it if it holds up."""
     n_input = serving.config.user.max_len  # what serving reads of a history
@@ -136,7 +137,7 @@ def train_and_gate(
     candidate = copy.deepcopy(serving)
     config = TrainConfig(lr=opts.lr, max_epochs=opts.max_epochs, loss=opts.loss, seed=seed)
     report = train_window(
-        candidate, table, train_seqs, val_cases, np.ones(len(table), bool), config
+        candidate, table, train_seqs, val_cases, np.ones(len(table), bool), config, cancel=cancel
     )
     candidate.eval()
     new, old = score(candidate, table, gate_cases), score(serving, table, gate_cases)

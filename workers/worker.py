@@ -40,6 +40,7 @@ from model.snapshot import (
     save_snapshot,
     set_current,
 )
+from model.train import TrainingCancelled
 from workers.catalog import absorb_runtime_items, sync_runtime_items
 from workers.consumer import Entry, FeedbackConsumer, stream_order
 from workers.leader import LeaderLock
@@ -191,7 +192,13 @@ class Worker:
         contexts = self.contexts(users)
         try:
             data, unknown = window_data(events, row_of, contexts, self.opts)
-            result = train_and_gate(serving.model, table, data, self.opts, seed=self.window_no)
+            result = train_and_gate(
+                serving.model, table, data, self.opts, seed=self.window_no, cancel=self.stop.is_set
+            )
+        except TrainingCancelled:
+            log.info("stopping: window %d abandoned mid-training (stays pending)", self.window_no)
+            self._reset()
+            return
         except (RedisError, OSError):
             raise
         except Exception as exc:

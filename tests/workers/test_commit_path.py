@@ -313,3 +313,26 @@ def test_an_unexpected_error_is_logged_and_the_worker_goes_on(
     wait_for(lambda: ledger.finished(settings.snapshots) == 0, timeout=120)
     assert "a bug nobody foresaw" in caplog.text
     assert ledger.records(settings.snapshots)[0]["events"] == 120
+
+
+def test_stopping_mid_training_abandons_the_window_and_leaves_it_pending(
+    settings: ServiceSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    threaded: Callable[[Worker], None],
+) -> None:
+    worker = Worker(worker_settings_for(settings, window_events=120, epsilon=1.0))
+    real = worker_module.train_and_gate
+    entered = threading.Event()
+
+    def stop_requested_during_training(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        worker.stop.set()  # SIGTERM arrives while the window trains
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(worker_module, "train_and_gate", stop_requested_during_training)
+    post(settings.redis_url, settings.redis_prefix, planted_events(n_users=12, length=10))
+    threaded(worker)  # the fixture asserts the thread ends
+    assert entered.wait(timeout=60)
+    wait_for(lambda: not worker.lock.held, timeout=30)
+    assert ledger.records(settings.snapshots) == []  # nothing half-trained is committed
+    assert worker.consumer.pending_count() == 120  # a restart trains the window
