@@ -30,7 +30,7 @@ from typing import Any
 import faiss
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from model.errors import ModelError
@@ -49,6 +49,8 @@ FILES = (
     "index.faiss",
 )
 _VERSION_RE = re.compile(r"^v(\d{6,})$")
+# Buffers snapshots written before utilization was saved lack: loaded as zeros.
+_OPTIONAL = ("usage_sum", "usage_count")
 
 
 class SnapshotError(ModelError):
@@ -83,16 +85,28 @@ def next_version(root: Path) -> str:
     return version_name(int(versions[-1][1:]) + 1 if versions else 1)
 
 
+def check_version(name: str, where: str) -> str:
+    """`name` if it names a version directory (v000001, ...); SnapshotError if not, so a
+    pointer can never lead outside the snapshot root (`../x`, `/etc`)."""
+    if not _VERSION_RE.match(name):
+        shown = name if len(name) <= 64 else name[:64] + "..."
+        raise SnapshotError(f"{where} names {shown!r}, not a version like {version_name(1)}")
+    return name
+
+
 def current_version(root: Path) -> str | None:
+    """The version CURRENT names (None without a pointer); SnapshotError if it names
+    anything but a version."""
     pointer = root / POINTER
     if not pointer.is_file():
         return None
     name = pointer.read_text().strip()
-    return name or None
+    return check_version(name, str(pointer)) if name else None
 
 
 def set_current(root: Path, version: str) -> None:
     """Move the pointer (atomic replace, fsynced); the snapshot must exist."""
+    check_version(version, f"the new {POINTER} in {root}")
     if not (root / version / MANIFEST).is_file():
         raise SnapshotError(f"cannot point at {version}: no snapshot at {root / version}")
     tmp = root / f".{POINTER}.tmp"
@@ -134,6 +148,7 @@ def save_snapshot(
     """Write a new versioned snapshot (not yet current) and return its directory."""
     if len(item_ids) != len(embeddings):
         raise SnapshotError(f"{len(item_ids)} item ids but {len(embeddings)} embeddings")
+    _refuse_duplicates(item_ids, "item ids")
     root.mkdir(parents=True, exist_ok=True)
     version = version or next_version(root)
     if (root / version).exists():
@@ -182,10 +197,60 @@ def save_snapshot(
     return root / version
 
 
+def _refuse_duplicates(item_ids: list[str], where: str) -> None:
+    seen: set[str] = set()
+    for item_id in item_ids:
+        if item_id in seen:
+            raise SnapshotError(f"{where}: item id {item_id!r} appears more than once")
+        seen.add(item_id)
+
+
+def _check_sizes(path: Path, config: RecommenderConfig, item_ids: list[str]) -> None:
+    """Every size the config and files claim, checked against each other from headers
+    alone: a snapshot that lies about its size is refused before anything is allocated."""
+    n = len(item_ids)
+    for name, rows in (
+        ("n_item_ids", config.n_item_ids),
+        ("id_residual_rows", config.id_residual_rows),
+    ):
+        if rows > n:
+            raise SnapshotError(f"{path}: config {name} is {rows}, but the snapshot has {n} items")
+    try:
+        with safe_open(str(path / "embeddings.safetensors"), framework="pt") as fh:
+            shape = tuple(fh.get_slice("items").get_shape())
+            dtype = fh.get_slice("items").get_dtype()
+        with safe_open(str(path / "weights.safetensors"), framework="pt") as fh:
+            stored = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, KeyError) as exc:
+        raise SnapshotError(f"{path}: unreadable embeddings or weights: {exc}") from exc
+    if dtype != "F32":
+        raise SnapshotError(f"{path}: embeddings are {dtype}, expected F32 (float32)")
+    if len(shape) != 2 or shape[0] != n:
+        raise SnapshotError(f"{path}: {n} item ids but embeddings of shape {list(shape)}")
+    if shape[1] != config.embed_dim:
+        raise SnapshotError(
+            f"{path}: embeddings have dimension {shape[1]}, the model embeds in {config.embed_dim}"
+        )
+    with torch.device("meta"):  # the architecture's shapes, without its memory
+        wanted = {k: tuple(v.shape) for k, v in Recommender(config).state_dict().items()}
+    missing = [k for k in wanted.keys() - stored.keys() if not k.endswith(_OPTIONAL)]
+    unexpected = sorted(stored.keys() - wanted.keys())
+    wrong = [
+        f"{k} {list(stored[k])} (expected {list(v)})"
+        for k, v in wanted.items()
+        if k in stored and stored[k] != v
+    ]
+    if missing or unexpected or wrong:
+        raise SnapshotError(
+            f"{path}: weights do not fit the recorded architecture: missing keys "
+            f"{sorted(missing)}, unexpected keys {unexpected}, wrong shapes {wrong[:5]}"
+        )
+
+
 def _load_weights(model: Recommender, weights: dict[str, torch.Tensor]) -> None:
     """Strict, except that snapshots written before utilization was saved may lack it."""
     result = model.load_state_dict(weights, strict=False)
-    missing = [k for k in result.missing_keys if not k.endswith(("usage_sum", "usage_count"))]
+    missing = [k for k in result.missing_keys if not k.endswith(_OPTIONAL)]
     if missing or result.unexpected_keys:
         raise RuntimeError(f"missing keys {missing}, unexpected keys {result.unexpected_keys}")
 
@@ -226,6 +291,8 @@ def load_snapshot(path: Path, expected_features: dict[str, ModalitySpec] | None 
                     f"{path}: built on {m} features {spec.as_json()}, "
                     f"but this deployment has {want.as_json() if want else 'none'}"
                 )
+    _refuse_duplicates(item_ids, str(path))  # duplicate rows: repeated results, seen items back
+    _check_sizes(path, config, item_ids)
     model = Recommender(config)
     try:
         weights = load_file(str(path / "weights.safetensors"))
@@ -234,9 +301,11 @@ def load_snapshot(path: Path, expected_features: dict[str, ModalitySpec] | None 
         index = faiss.read_index(str(path / "index.faiss"))
     except (SafetensorError, RuntimeError, KeyError) as exc:
         raise SnapshotError(f"{path}: weights do not fit the recorded architecture: {exc}") from exc
-    if vectors.shape != (len(item_ids), config.embed_dim) or index.ntotal != len(item_ids):
+    if index.ntotal != len(item_ids):
+        raise SnapshotError(f"{path}: {len(item_ids)} items but the index holds {index.ntotal}")
+    if index.d != config.embed_dim:
         raise SnapshotError(
-            f"{path}: {len(item_ids)} items but embeddings {vectors.shape}, index {index.ntotal}"
+            f"{path}: the index has dimension {index.d}, the model embeds in {config.embed_dim}"
         )
     model.eval()
     return Snapshot(

@@ -13,7 +13,7 @@ import logging
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from model.snapshot import current_version
+from model.snapshot import POINTER, SnapshotError, current_version
 from service.serving import Serving, SwapFailed
 
 log = logging.getLogger(__name__)
@@ -29,9 +29,15 @@ class SnapshotWatcher:
         """Swap to whatever the pointer names, unless it is served or was refused."""
         try:
             version = current_version(self.serving.root)
+        except SnapshotError as exc:  # names no version: keep serving, say why once
+            if self.serving.failed.get(POINTER) != str(exc):
+                self.serving.failed[POINTER] = str(exc)
+                log.error("snapshot pointer refused, still serving what we have: %s", exc)
+            return
         except OSError as exc:
             log.warning("cannot read the snapshot pointer in %s: %s", self.serving.root, exc)
             return
+        self.serving.failed.pop(POINTER, None)
         state = self.serving.current
         if version is None or version in self.serving.failed:
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,20 @@ def register(commands: Any) -> None:
     cmd.set_defaults(handler=run)
 
 
+def _current(root: Path) -> str | None:
+    """The current version, or None where CURRENT names none (listing and rolling
+    back are how an operator repairs such a pointer)."""
+    try:
+        return current_version(root)
+    except SnapshotError as exc:
+        print(f"warning: {exc}", file=sys.stderr)  # noqa: T201
+        return None
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     root: Path = args.snapshot_dir or settings.snapshots
     if args.action == "list":
-        current = current_version(root)
+        current = _current(root)
         print("   version  parent   created              gate       experts          NDCG@10")  # noqa: T201
         for version in list_versions(root):
             m: dict[str, Any] = json.loads((root / version / MANIFEST).read_text())
@@ -51,7 +62,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.version not in list_versions(root):
         raise SnapshotError(f"no snapshot {args.version} in {root}")
-    previous = current_version(root)
+    previous = _current(root)
     set_current(root, args.version)
     try:
         client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)

@@ -7,7 +7,7 @@ import logging
 from fastapi import APIRouter, Depends
 from redis.exceptions import RedisError
 
-from model.snapshot import current_version, list_versions, set_current
+from model.snapshot import SnapshotError, current_version, list_versions, set_current
 from service.auth import require_admin
 from service.deps import RuntimeDep
 from service.errors import Conflict, NotFound
@@ -27,7 +27,10 @@ async def rollback(body: RollbackRequest, runtime: RuntimeDep) -> RollbackDone:
     if body.version not in list_versions(serving.root):
         known = ", ".join(list_versions(serving.root)[-10:]) or "none"
         raise NotFound(f"version: no snapshot {body.version} in {serving.root} (have: {known})")
-    previous = current_version(serving.root)
+    try:
+        previous = current_version(serving.root)
+    except SnapshotError:  # a pointer naming no version: what a rollback is for
+        previous = None
     serving.failed.pop(body.version, None)  # an operator's explicit ask gets a fresh try
     set_current(serving.root, body.version)  # first, so the pointer poll agrees with us
     try:

@@ -5,9 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save
 
 from model.features import ModalitySpec
 from model.recommender import Recommender
@@ -21,6 +23,7 @@ from model.snapshot import (
     set_current,
 )
 from tests.model.synthetic import cyclic_stream, small_config
+from tests.model.tamper import rewrite_config, rewrite_snapshot_file
 
 SPECS = {"text": ModalitySpec({"model": "synthetic"}, 3, 16)}
 HISTORY = [3, 4, 5, 6]
@@ -169,4 +172,90 @@ def test_snapshots_written_before_utilization_was_saved_still_load(tmp_path: Pat
     manifest["checksums"]["weights.safetensors"] = snap._sha256(path / "weights.safetensors")
     (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(SnapshotError, match="missing keys"):
+        load_snapshot(path)
+
+
+def test_duplicate_item_ids_are_refused_naming_one(tmp_path: Path) -> None:
+    model, embeddings, path = _save(tmp_path)
+    ids = [f"item-{i}" for i in range(len(embeddings))]
+    ids[5] = "item-2"
+    with pytest.raises(SnapshotError, match="item id 'item-2' appears more than once"):
+        save_snapshot(tmp_path, model, ids, embeddings, SPECS)  # never written
+    rewrite_snapshot_file(path, "items.json", json.dumps(ids).encode())
+    with pytest.raises(SnapshotError, match="item id 'item-2' appears more than once"):
+        load_snapshot(path)
+
+
+@pytest.mark.parametrize("pointer", ["../outside", "/etc", "v000001/../../x", "latest", "v1"])
+def test_a_pointer_that_names_no_version_is_refused(tmp_path: Path, pointer: str) -> None:
+    _save(tmp_path)
+    (tmp_path / "CURRENT").write_text(pointer + "\n")
+    with pytest.raises(SnapshotError, match=f"CURRENT names {pointer!r}, not a version like"):
+        current_version(tmp_path)
+    with pytest.raises(SnapshotError, match="not a version"):
+        load_current(tmp_path)
+    with pytest.raises(SnapshotError, match="not a version"):
+        set_current(tmp_path, pointer)
+
+
+def test_an_index_or_embeddings_of_the_wrong_dimension_or_rows_are_refused(
+    tmp_path: Path,
+) -> None:
+    _, embeddings, path = _save(tmp_path)
+    n, dim = embeddings.shape
+    good_index = (path / "index.faiss").read_bytes()
+    narrow = faiss.IndexFlatIP(dim // 2)
+    narrow.add(np.ascontiguousarray(embeddings[:, : dim // 2]))
+    rewrite_snapshot_file(path, "index.faiss", faiss.serialize_index(narrow).tobytes())
+    with pytest.raises(SnapshotError, match=f"index has dimension {dim // 2}, .* embeds in {dim}"):
+        load_snapshot(path)
+    short = faiss.IndexFlatIP(dim)
+    short.add(np.ascontiguousarray(embeddings[:-1]))
+    rewrite_snapshot_file(path, "index.faiss", faiss.serialize_index(short).tobytes())
+    with pytest.raises(SnapshotError, match=f"{n} items but the index holds {n - 1}"):
+        load_snapshot(path)
+    rewrite_snapshot_file(path, "index.faiss", good_index)
+    wide = torch.zeros(n, dim * 2)
+    rewrite_snapshot_file(path, "embeddings.safetensors", save({"items": wide}))
+    with pytest.raises(SnapshotError, match=f"dimension {dim * 2}, the model embeds in {dim}"):
+        load_snapshot(path)
+    rewrite_snapshot_file(path, "embeddings.safetensors", save({"items": torch.zeros(n + 1, dim)}))
+    with pytest.raises(SnapshotError, match=rf"{n} item ids but embeddings of shape \[{n + 1}, "):
+        load_snapshot(path)
+
+
+PEAK_GROWTH = """
+import resource, sys
+from pathlib import Path
+from model.snapshot import SnapshotError, load_snapshot
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    load_snapshot(Path(sys.argv[1]))
+except SnapshotError as exc:
+    print(str(exc))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+@pytest.mark.parametrize("field", ["id_residual_rows", "n_item_ids"])
+def test_a_config_claiming_millions_of_rows_is_refused_before_allocating(
+    tmp_path: Path, field: str
+) -> None:
+    _, embeddings, path = _save(tmp_path)
+    rows = 16_000_000  # x 32 dims x 4 bytes: 2 GB, were the model built
+    rewrite_config(path, **{field: rows})
+    out = subprocess.run(
+        [sys.executable, "-c", PEAK_GROWTH, str(path)], capture_output=True, text=True, check=True
+    )
+    reason, grew_mb = out.stdout.strip().splitlines()
+    assert f"config {field} is {rows}, but the snapshot has {len(embeddings)} items" in reason
+    assert int(grew_mb) < 200, f"peak memory grew {grew_mb} MB before the refusal"
+
+
+def test_weights_are_checked_against_the_architecture_before_it_is_built(
+    tmp_path: Path,
+) -> None:
+    _, _, path = _save(tmp_path)
+    rewrite_config(path, bottleneck=4096)  # every expert 64x wider than its weights
+    with pytest.raises(SnapshotError, match=r"wrong shapes \[.*\(expected \[4096"):
         load_snapshot(path)

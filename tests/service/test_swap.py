@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import faiss
+import numpy as np
 import redis
 from fastapi.testclient import TestClient
 
@@ -15,6 +17,7 @@ from model.snapshot import current_version, set_current
 from service.app import create_app
 from service.settings import ServiceSettings, ServingSettings
 from tests.deployment import ADMIN_KEY, WRITE_KEY, publish_snapshot
+from tests.model.tamper import rewrite_snapshot_file
 
 W, A = {"X-API-Key": WRITE_KEY}, {"X-API-Key": ADMIN_KEY}
 
@@ -114,3 +117,42 @@ def test_pubsub_announcement_swaps_without_waiting_for_the_poll(
         )
         took = wait_for(lambda: _version(client) == version, timeout=20)
         assert took < 30  # far below the 60 s poll (not a timing assertion: a liveness one)
+
+
+def _refused(client: TestClient) -> dict[str, str]:
+    refused: dict[str, str] = client.get("/v1/model").json()["refused"]
+    return refused
+
+
+def test_snapshots_that_lie_are_refused_with_a_reason_and_the_old_one_serves(
+    settings: ServiceSettings,
+) -> None:
+    no_warmup = settings.model_copy(
+        update={"serving": settings.serving.model_copy(update={"warmup_queries": 0})}
+    )
+    root = settings.snapshots
+    with TestClient(create_app(no_warmup)) as client:
+        twice = publish_snapshot(root, settings, seed=2, make_current=False)
+        ids = json.loads((root / twice / "items.json").read_text())
+        rewrite_snapshot_file(root / twice, "items.json", json.dumps(ids[:-1] + ids[:1]).encode())
+        set_current(root, twice)
+        wait_for(lambda: twice in _refused(client))
+        assert f"item id {ids[0]!r} appears more than once" in _refused(client)[twice]
+        narrow = publish_snapshot(root, settings, seed=3, make_current=False)
+        index = faiss.IndexFlatIP(16)
+        index.add(np.zeros((len(ids), 16), np.float32))
+        rewrite_snapshot_file(root / narrow, "index.faiss", faiss.serialize_index(index).tobytes())
+        set_current(root, narrow)  # with no warm-up, only the load's checks stand between
+        wait_for(lambda: narrow in _refused(client))
+        assert "index has dimension 16, the model embeds in 32" in _refused(client)[narrow]
+        (root / "CURRENT").write_text("../../etc\n")
+        wait_for(lambda: "CURRENT" in _refused(client))
+        assert "names '../../etc', not a version" in _refused(client)["CURRENT"]
+        assert _version(client) == "v000001"
+        r = client.post("/v1/recommendations", json={"item_ids": ["m1"], "k": 40})
+        assert r.status_code == 200 and len(r.json()["items"]) == 39  # one of each, m1 seen
+        r = client.post("/v1/admin/rollback", json={"version": "v000001"}, headers=A)
+        assert r.json() == {"version": "v000001", "previous": None}  # how it is repaired
+        wait_for(lambda: "CURRENT" not in _refused(client))
+        fixed = publish_snapshot(root, settings, seed=4)
+        wait_for(lambda: _version(client) == fixed)
