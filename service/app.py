@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import traceback
 from collections.abc import AsyncIterator
 
 import faiss
@@ -102,11 +103,20 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             for task in tasks:
                 task.cancel()
             _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT_S)
-            if stuck:
-                names = sorted(t.get_name() for t in stuck)
-                log.warning("shutdown: %s did not stop in %.0f s", names, SHUTDOWN_TIMEOUT_S)
+            for task in stuck:  # where it waits: the stack says why it did not stop
+                where = "".join(traceback.format_stack(task.get_stack(limit=8)[-1]))
+                log.warning(
+                    "shutdown: %s did not stop in %.0f s; it waits in:\n%s",
+                    task.get_name(),
+                    SHUTDOWN_TIMEOUT_S,
+                    where,
+                )
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.aclose(), timeout=SHUTDOWN_TIMEOUT_S)
+            if stuck:  # a read that ignored its cancellation ends with its connection
+                _, stuck = await asyncio.wait(stuck, timeout=SHUTDOWN_TIMEOUT_S)
+                if stuck:
+                    log.error("shutdown: %s still running", sorted(t.get_name() for t in stuck))
             threads.release(pool)
 
     app = FastAPI(

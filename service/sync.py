@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from service.serving import Serving
 from service.store import Store
+from service.watcher import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class CatalogSync:
             try:
                 await self._follow()
             except (RedisError, OSError) as exc:
+                raise_if_cancelled()
                 log.warning("catalog sync lost Redis (%s); retrying in %.1f s", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)

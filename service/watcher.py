@@ -19,6 +19,15 @@ from service.serving import Serving, SwapFailed
 log = logging.getLogger(__name__)
 
 
+def raise_if_cancelled() -> None:
+    """redis-py can swallow a cancellation that lands inside a blocking read and go on
+    reading; the error it raises once the connection is closed must then end the
+    task, not start a reconnect loop that never stops."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class SnapshotWatcher:
     def __init__(self, serving: Serving, client: aioredis.Redis, channel: str) -> None:
         self.serving = serving
@@ -61,6 +70,7 @@ class SnapshotWatcher:
                         if message.get("type") == "message":
                             await self.check()
             except (RedisError, OSError) as exc:
+                raise_if_cancelled()
                 log.warning("snapshot channel lost (%s); retrying in %.1f s", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)

@@ -34,6 +34,7 @@ from model.features import FeatureStore
 from model.item_tower import ItemTable
 from model.snapshot import (
     Snapshot,
+    SnapshotError,
     current_version,
     list_versions,
     load_snapshot,
@@ -316,7 +317,7 @@ class Worker:
         if record["outcome"] == "promoted" and version in list_versions(self.root):
             if not self.lock.renew():
                 raise LeadershipLost(f"not promoting {version}")
-            if current_version(self.root) != version:
+            if self._pointer() != version:
                 set_current(self.root, version)
             keys = self.keys
             if not self.lock.publish(keys.snapshot_pointer, keys.snapshot_channel, version):
@@ -361,7 +362,7 @@ class Worker:
         no ledger line committed."""
         records = ledger.records(self.root)
         committed = {r["version"] for r in records if r.get("version")}
-        current = current_version(self.root)
+        current = self._pointer()
         newest = max((int(v[1:]) for v in committed | {current or "v0"}), default=0)
         for version in list_versions(self.root):
             if int(version[1:]) > newest and version not in committed and version != current:
@@ -381,7 +382,7 @@ class Worker:
     def _tidy(self) -> None:
         """Retention after a finished window: snapshots, stream, ledger, details."""
         versions = list_versions(self.root)
-        current = current_version(self.root)
+        current = self._pointer()
         removed = []
         for version in versions[: max(0, len(versions) - self.opts.keep)]:
             if version != current:
@@ -396,15 +397,26 @@ class Worker:
         ledger.prune_details(self.root, self.opts.window_details)
 
     # -- state ---------------------------------------------------------------------
+    def _pointer(self) -> str | None:
+        """What CURRENT names; None if it names nothing usable (a promotion repairs it)."""
+        try:
+            return current_version(self.root)
+        except (OSError, ValueError, SnapshotError) as exc:
+            log.warning("snapshot pointer unreadable: %s", exc)
+            return None
+
     def serving(self) -> Snapshot:
         """The current snapshot; while it cannot be read, the last good one."""
+        last_good = self._serving
         try:
             version = current_version(self.root)
-        except (OSError, ValueError) as exc:
-            raise SnapshotUnavailable(f"snapshot pointer in {self.root} unreadable: {exc}") from exc
+        except (OSError, ValueError, SnapshotError) as exc:  # e.g. CURRENT names ../x
+            if last_good is None:
+                raise SnapshotUnavailable(f"snapshot pointer unreadable: {exc}") from exc
+            log.warning("snapshot pointer unreadable (%s): training on %s", exc, last_good.version)
+            return last_good
         if version is None:
             raise SnapshotUnavailable(f"no current snapshot in {self.root}: run xsmoe bootstrap")
-        last_good = self._serving
         if last_good is not None and last_good.version == version:
             return last_good
         tried = self._refused.get(version)

@@ -247,6 +247,10 @@ def test_a_bad_current_while_feedback_flows_trains_on_the_last_good_snapshot(
     steps_until(worker, lambda: ledger.finished(root) == 1)
     record = ledger.records(root)[1]
     assert record["parent"] == good and record["events"] == 120
+    (root / "CURRENT").write_text("../elsewhere\n")  # a pointer that names no version
+    post(settings.redis_url, settings.redis_prefix, planted_events(12, 10, seed=2))
+    steps_until(worker, lambda: ledger.finished(root) == 2)
+    assert ledger.records(root)[2]["events"] == 120
     assert db.xlen(Keys(settings.redis_prefix).dead_letter) == 0
     worker.lock.release()
 
