@@ -68,7 +68,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             settings.redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
         )
         keys = Keys(settings.redis_prefix)
-        store = Store(client, keys)
+        store = Store(
+            client, keys, settings.serving.wait_replicas, settings.serving.wait_timeout_ms
+        )
         serving = Serving(settings.snapshots, settings.serving, metrics, specs)
         traffic = TrafficSampler(metrics)
         runtime = Runtime(

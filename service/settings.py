@@ -97,6 +97,12 @@ class ServingSettings(BaseModel):
     user_ttl_seconds: int = Field(
         30 * 86400, ge=60, description="a user's history and dislikes expire this long after use"
     )
+    wait_replicas: int = Field(
+        0,
+        ge=0,
+        description="feedback is acknowledged only once this many replicas have it (Redis WAIT)",
+    )
+    wait_timeout_ms: int = Field(200, ge=1, description="longest WAIT for those replicas")
 
 
 class ServiceSettings(Settings):

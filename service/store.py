@@ -7,11 +7,12 @@ in the stream exactly when its history update and idempotency marker are.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from common.events import POSITIVE, FeedbackEvent, stream_fields
 from common.items import StoredItem
@@ -90,10 +91,20 @@ class CatalogChange:
     item_id: str
 
 
+class NotReplicated(RedisError):
+    """Stored on the primary but not yet on the replicas asked for: a failover now
+    could lose it, so it is not acknowledged (a retry with the same event_id is
+    deduplicated)."""
+
+
 class Store:
-    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+    def __init__(
+        self, client: aioredis.Redis, keys: Keys, wait_replicas: int = 0, wait_ms: int = 200
+    ) -> None:
         self.redis = client
         self.keys = keys
+        self.wait_replicas = wait_replicas
+        self.wait_ms = wait_ms
         self._feedback = client.register_script(_FEEDBACK)
         self._user_state = client.register_script(_USER_STATE)
         self._add_item = client.register_script(_ADD_ITEM)
@@ -117,6 +128,13 @@ class Store:
             args += [e["event_id"], user, e["item_id"], e["type"], e["ts"]]
             args += [e["received_at"], positive, "1" if event.event_id else "0"]
         result = await self._feedback(keys=keys, args=args)
+        if self.wait_replicas:
+            copies = int(await self.redis.execute_command("WAIT", self.wait_replicas, self.wait_ms))
+            if copies < self.wait_replicas:
+                raise NotReplicated(
+                    f"feedback reached {copies} of {self.wait_replicas} replicas in "
+                    f"{self.wait_ms} ms; retry with the same event_id"
+                )
         return [
             Accepted(_text(sid), e["event_id"], bool(dup))
             for (sid, dup), e in zip(result, entries, strict=True)
@@ -179,6 +197,13 @@ class Store:
                     CatalogChange(_text(entry_id), f.get("op", ""), f.get("item_id", ""))
                 )
         return changes
+
+    async def ping(self, timeout: float = 0.5) -> bool:
+        """Whether Redis answers within `timeout` (a health check must not hang)."""
+        try:
+            return bool(await asyncio.wait_for(self.redis.ping(), timeout))
+        except (TimeoutError, RedisError, OSError):
+            return False
 
     async def online(self) -> dict[str, dict[str, float]]:
         """Prequential HR@10 / NDCG@10 per serving version (recorded by the worker)."""

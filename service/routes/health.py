@@ -21,13 +21,15 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="Ready: a snapshot is loaded", response_model=None)
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
+    """503 until a snapshot is loaded. Redis is pinged and reported (`redis`: ok or
+    unavailable) but does not make the replica unready: every replica shares the
+    one Redis, and recommendations are still answered from memory without it."""
     state = runtime.serving.current
+    redis_state = "ok" if await runtime.store.ping() else "unavailable"
     if state is None:
-        return JSONResponse(
-            {"status": "not ready", "detail": f"no snapshot loaded from {runtime.serving.root}"},
-            503,
-        )
-    return JSONResponse({"status": "ready", "version": state.version})
+        detail = f"no snapshot loaded from {runtime.serving.root}"
+        return JSONResponse({"status": "not ready", "detail": detail, "redis": redis_state}, 503)
+    return JSONResponse({"status": "ready", "version": state.version, "redis": redis_state})
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
