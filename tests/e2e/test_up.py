@@ -39,7 +39,11 @@ def test_up_serves_with_an_embedded_redis_and_stops_cleanly(
         while "xsmoe is up" not in log.read_text():
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
-        assert httpx.get(f"{url}/readyz").json() == {"status": "ready", "version": "v000001"}
+        assert httpx.get(f"{url}/readyz").json() == {
+            "status": "ready",
+            "version": "v000001",
+            "redis": "ok",
+        }
         r = httpx.post(f"{url}/v1/feedback", json={"user_id": "a", "item_id": "m1"})
         assert r.status_code == 401  # the test deployment sets a write key
         assert httpx.get(f"{url}/dashboard").status_code == 200

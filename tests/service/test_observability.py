@@ -50,4 +50,8 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
 
 
 def test_readyz_names_the_version(client: TestClient) -> None:
-    assert client.get("/readyz").json() == {"status": "ready", "version": "v000001"}
+    assert client.get("/readyz").json() == {
+        "status": "ready",
+        "version": "v000001",
+        "redis": "ok",
+    }
