@@ -16,10 +16,15 @@ from model.features import FeatureStore, ModalityRows
 log = logging.getLogger(__name__)
 
 
+def runtime_item_ids(client: redis.Redis, keys: Keys) -> set[str]:
+    """The ids of the items added at run time that Redis still holds."""
+    members: Any = client.smembers(keys.items)
+    return {m.decode() if isinstance(m, bytes) else m for m in members}
+
+
 def sync_runtime_items(client: redis.Redis, keys: Keys, store: FeatureStore) -> int:
     """Append the run-time items the store lacks; returns how many were added."""
-    members: Any = client.smembers(keys.items)
-    missing = sorted(i for i in (m.decode() for m in members) if i not in store)
+    missing = sorted(i for i in runtime_item_ids(client, keys) if i not in store)
     if not missing:
         return 0
     with client.pipeline(transaction=False) as pipe:

@@ -42,8 +42,8 @@ from model.snapshot import (
     set_current,
 )
 from model.train import TrainingCancelled
-from workers.catalog import absorb_runtime_items, sync_runtime_items
-from workers.consumer import Entry, FeedbackConsumer, stream_order
+from workers.catalog import absorb_runtime_items, runtime_item_ids, sync_runtime_items
+from workers.consumer import Entry, FeedbackConsumer
 from workers.leader import LeaderLock
 from workers.settings import WorkerSettings
 from workers.trainer import WindowResult, train_and_gate, window_data
@@ -225,7 +225,8 @@ class Worker:
             record["utilization"] = result.report.utilization
         record["online"] = {"version": serving.version, **result.online}
         if version is not None:  # run-time items this snapshot now carries
-            detail["absorbed"] = sorted(self._runtime_ids() & set(store.item_ids))
+            runtime = runtime_item_ids(self.redis, self.keys)
+            detail["absorbed"] = sorted(i for i in runtime if i in store)
         self.commit(record, detail)
 
     def _save(
@@ -450,10 +451,6 @@ class Worker:
             self._store = store
         return self._store
 
-    def _runtime_ids(self) -> set[str]:
-        members: Any = self.redis.smembers(self.keys.items)
-        return {m.decode() if isinstance(m, bytes) else m for m in members}
-
     def contexts(self, users: list[str]) -> dict[str, list[str]]:
         if not self.opts.context:
             return {}
@@ -484,10 +481,8 @@ class Worker:
 
 
 def _range(stream_ids: list[str]) -> list[str]:
-    if not stream_ids:
-        return []
-    ordered = sorted(stream_ids, key=stream_order)
-    return [ordered[0], ordered[-1]]
+    """First and last id of a window's stream ids (the buffer hands them over sorted)."""
+    return [stream_ids[0], stream_ids[-1]] if stream_ids else []
 
 
 def _table(store: FeatureStore, serving: Snapshot) -> ItemTable:
