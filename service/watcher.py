@@ -10,10 +10,10 @@ import asyncio
 import contextlib
 import logging
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from model.snapshot import POINTER, SnapshotError, current_version
+from service.redis_client import AsyncRedis
 from service.serving import Serving, SwapFailed
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def raise_if_cancelled() -> None:
 
 
 class SnapshotWatcher:
-    def __init__(self, serving: Serving, client: aioredis.Redis, channel: str) -> None:
+    def __init__(self, serving: Serving, client: AsyncRedis, channel: str) -> None:
         self.serving = serving
         self.redis = client
         self.channel = channel

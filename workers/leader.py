@@ -14,8 +14,9 @@ import logging
 import threading
 import uuid
 
-import redis
 from redis.exceptions import RedisError
+
+from workers.redis_client import SyncRedis
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ return 0
 
 
 class LeaderLock:
-    def __init__(self, client: redis.Redis, key: str, name: str, ttl_ms: int) -> None:
+    def __init__(self, client: SyncRedis, key: str, name: str, ttl_ms: int) -> None:
         self.redis = client
         self.key = key
         self.name = name

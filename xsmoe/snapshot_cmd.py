@@ -11,9 +11,9 @@ from typing import Any
 
 import redis
 
-from common.keys import Keys
 from common.settings import Settings
 from model.snapshot import MANIFEST, SnapshotError, current_version, list_versions, set_current
+from workers import redis_client
 
 
 def register(commands: Any) -> None:
@@ -65,8 +65,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     previous = _current(root)
     set_current(root, args.version)
     try:
-        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
-        keys = Keys(settings.redis_prefix)
+        client = redis_client.connect(settings.redis_url, socket_connect_timeout=2)
+        keys = settings.keys
         client.set(keys.snapshot_pointer, args.version)
         client.publish(keys.snapshot_channel, args.version)
         told = "announced on Redis"

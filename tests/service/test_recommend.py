@@ -98,4 +98,4 @@ def test_batch_feedback_appends_every_event_in_order(client: TestClient, redis_u
         f"m{i}" for i in range(30)
     }
     # Popularity counts only positive feedback.
-    assert np.isclose(float(db.zscore(keys.popular, "m3") or 0), 1.0)
+    assert np.isclose(float(db.zscore(keys.popular_of(keys.shard("u4")), "m3") or 0), 1.0)

@@ -30,8 +30,8 @@ def test_only_client_event_ids_leave_a_marker_and_user_state_expires(
     ]
     r = client.post("/v1/feedback", json={"events": events}, headers=W)
     assert r.status_code == 202 and r.json()["accepted"] == 3
-    markers = list(db.scan_iter(match=f"{keys.prefix}:evt:*"))
-    assert markers == [keys.event("given-1").encode()]
+    markers = list(db.scan_iter(match=f"{keys.prefix}:*:evt:*"))
+    assert markers == [keys.event("given-1", "ttl-user").encode()]
     assert 0 < db.ttl(markers[0]) <= settings.serving.event_ttl_seconds == 86400
     for key in (keys.history("ttl-user"), keys.disliked("ttl-user")):
         assert 0 < db.ttl(key) <= settings.serving.user_ttl_seconds
