@@ -9,8 +9,13 @@ from typing import Any, TypeAlias
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import RedisClusterException, RedisError
 
 from common.redis_url import parse_redis_url
+
+# What a Redis call can raise when Redis is away, failing over or misconfigured: a
+# cluster client raises RedisClusterException, which is not a RedisError.
+REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
 
 AsyncRedis: TypeAlias = aioredis.Redis | RedisCluster
 

@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from common.events import POSITIVE, FeedbackEvent, stream_fields
 from common.items import StoredItem
@@ -245,7 +245,7 @@ class Store:
         """Whether Redis answers within `timeout` (a health check must not hang)."""
         try:
             return bool(await asyncio.wait_for(self.redis.ping(), timeout))
-        except (TimeoutError, RedisError, OSError):
+        except (TimeoutError, RedisError, RedisClusterException, OSError):
             return False
 
     async def online(self) -> dict[str, dict[str, float]]:

@@ -16,7 +16,7 @@ import uuid
 
 from redis.exceptions import RedisError
 
-from workers.redis_client import SyncRedis
+from workers.redis_client import REDIS_ERRORS, SyncRedis
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class LeaderLock:
     def renew(self) -> bool:
         try:
             self.held = bool(self._renew(keys=[self.key], args=[self.token, self.ttl_ms]))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             log.warning("leader lock not renewed: %s", exc)
             self.held = False
         return self.held

@@ -8,9 +8,14 @@ from typing import Any, TypeAlias
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 from redis.sentinel import Sentinel
 
 from common.redis_url import parse_redis_url
+
+# What a Redis call can raise when Redis is away, failing over or misconfigured: a
+# cluster client raises RedisClusterException, which is not a RedisError.
+REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
 
 SyncRedis: TypeAlias = redis.Redis | RedisCluster
 

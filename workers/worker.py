@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from redis.exceptions import RedisError
 
 from common import ledger
 from common.events import POSITIVE, FeedbackEvent, from_stream_fields
@@ -45,7 +44,7 @@ from workers import redis_client
 from workers.catalog import absorb_runtime_items, runtime_item_ids, sync_runtime_items
 from workers.consumer import Entry, FeedbackConsumer
 from workers.leader import LeaderLock
-from workers.redis_client import SyncRedis
+from workers.redis_client import REDIS_ERRORS, SyncRedis
 from workers.settings import WorkerSettings
 from workers.trainer import WindowResult, train_and_gate, window_data
 from workers.window import WindowBuffer
@@ -123,7 +122,7 @@ class Worker:
                 self.step()
                 backoff = 0.1
                 continue
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("Redis or disk unavailable (%s); retrying in %.1f s", exc, backoff)
             except SnapshotUnavailable as exc:
                 log.error("%s; events stay pending, retrying in %.1f s", exc, backoff)
@@ -205,7 +204,7 @@ class Worker:
             log.info("stopping: window %d abandoned mid-training (stays pending)", self.window_no)
             self._reset()
             return
-        except (RedisError, OSError):
+        except REDIS_ERRORS:
             raise
         except Exception as exc:
             self._failed(exc)

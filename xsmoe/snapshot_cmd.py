@@ -9,8 +9,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from common.settings import Settings
 from model.snapshot import MANIFEST, SnapshotError, current_version, list_versions, set_current
 from workers import redis_client
@@ -70,7 +68,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         client.set(keys.snapshot_pointer, args.version)
         client.publish(keys.snapshot_channel, args.version)
         told = "announced on Redis"
-    except redis.RedisError as exc:
+    except redis_client.REDIS_ERRORS as exc:
         told = f"not announced ({exc}); API replicas pick it up by polling"
     print(f"{args.action}: CURRENT {previous} -> {args.version}; {told}")  # noqa: T201
     return 0
