@@ -8,8 +8,10 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import redis
 import torch
 
+from common.keys import Keys
 from common.settings import ImageEncoderSettings, Settings, TextEncoderSettings
 from model.feature_build import CatalogEncoder
 from model.features import FeatureStore
@@ -59,8 +61,11 @@ def publish_snapshot(
     make_current: bool = True,
     content_only: bool = False,
     images: bool = False,
+    announce: bool = False,
 ) -> str:
-    """Encode the items with the deployment's encoders, build a random-init model, save."""
+    """Encode the items with the deployment's encoders, build a random-init model, save.
+    `announce`: also set the Redis pointer and announce it, as the worker does (needed
+    once a Redis pointer exists: replicas follow it over the CURRENT file)."""
     ids = item_ids or ITEM_IDS
     encoder = CatalogEncoder(
         settings.text.to_config(), settings.image.to_config(), cache_dir=settings.cache_dir
@@ -100,7 +105,20 @@ def publish_snapshot(
     )
     if make_current:
         set_current(root, path.name)
+    if announce:
+        announce_pointer(settings, path.name)
     return path.name
+
+
+def announce_pointer(settings: Settings, version: str) -> None:
+    """Set the Redis pointer and announce it on the channel (what every publisher does)."""
+    keys = Keys(settings.redis_prefix)
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    try:
+        client.set(keys.snapshot_pointer, version)
+        client.publish(keys.snapshot_channel, version)
+    finally:
+        client.close()
 
 
 def _shared_env(settings: Settings) -> dict[str, str]:
