@@ -159,6 +159,8 @@ def worker_settings_for(settings: ServiceSettings, **worker: object) -> WorkerSe
         redis_url=settings.redis_url,
         redis_prefix=settings.redis_prefix,
         snapshot_dir=settings.snapshots,
+        snapshot_store=settings.snapshot_store,
+        s3=settings.s3,
         cache_dir=settings.cache_dir,
         text=settings.text,
         image=settings.image,
