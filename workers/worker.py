@@ -376,7 +376,8 @@ class Worker:
         for version in list_versions(self.root):
             if int(version[1:]) > newest and version not in committed and version != current:
                 log.warning("removing %s: written by a window that never committed", version)
-                self._remove(version)
+                # Here only: a version is uploaded after its commit point, never before.
+                shutil.rmtree(self.root / version, ignore_errors=True)
         self._reset()
         self.unfinished = None
         if not records:
@@ -393,7 +394,12 @@ class Worker:
         versions = sorted(
             set(self.store.versions()) | set(list_versions(self.root)), key=lambda v: int(v[1:])
         )
-        current = self._pointer()
+        # A store that does not answer raises here: no retention this time, rather than
+        # one blind to the current version (a rollback may point at an old one).
+        try:
+            current = self.store.pointer()
+        except SnapshotError:
+            current = None
         removed = []
         for version in versions[: max(0, len(versions) - self.opts.keep)]:
             if version != current:
