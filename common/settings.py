@@ -6,9 +6,9 @@ Nested groups use a double underscore: XSMOE_TEXT__MODEL, XSMOE_IMAGE__LAYERS='[
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.keys import Keys
@@ -39,6 +39,29 @@ class ImageEncoderSettings(BaseModel):
         )
 
 
+class S3Settings(BaseModel):
+    """How to reach an S3-compatible store (XSMOE_SNAPSHOT_STORE=s3://bucket/prefix)."""
+
+    endpoint_url: str | None = Field(
+        None, description="e.g. http://minio:9000; unset: AWS's endpoint for the region"
+    )
+    access_key: SecretStr | None = Field(None, description="unset: boto3's own credential chain")
+    secret_key: SecretStr | None = None
+    region: str = Field("us-east-1", min_length=1)
+    connect_timeout_s: float = Field(2.0, gt=0, description="per connection attempt")
+    read_timeout_s: float = Field(30.0, gt=0, description="longest wait for a response's bytes")
+    max_attempts: int = Field(3, ge=1, le=10, description="tries per request, retries included")
+
+    @model_validator(mode="after")
+    def _both_keys_or_neither(self) -> Self:
+        if (self.access_key is None) != (self.secret_key is None):
+            raise ValueError(
+                "set both XSMOE_S3__ACCESS_KEY and XSMOE_S3__SECRET_KEY, or neither "
+                "(then boto3 finds credentials itself: environment, profile, instance role)"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="XSMOE_", env_nested_delimiter="__", extra="ignore"
@@ -61,6 +84,15 @@ class Settings(BaseSettings):
         "the worker must use the same number",
     )
     snapshot_dir: Path | None = Field(None, description="snapshots (default DATA_DIR/snapshots)")
+    snapshot_store: str | None = Field(
+        None,
+        description="where versions are published and fetched: a directory or "
+        "s3://bucket/prefix (default: the snapshot directory itself)",
+    )
+    snapshot_cache_dir: Path | None = Field(
+        None, description="fetched versions (default DATA_DIR/cache/snapshots)"
+    )
+    s3: S3Settings = S3Settings()
     cache_dir: Path = Field(
         Path.home() / ".cache" / "xsmoe", description="converted encoder weights"
     )
@@ -82,6 +114,10 @@ class Settings(BaseSettings):
     @property
     def snapshots(self) -> Path:
         return self.snapshot_dir or self.data_dir / "snapshots"
+
+    @property
+    def snapshot_cache(self) -> Path:
+        return self.snapshot_cache_dir or self.data_dir / "cache" / "snapshots"
 
     def features_dir(self, dataset: str) -> Path:
         return self.data_dir / "features" / dataset

@@ -14,6 +14,7 @@ import torch
 from fastapi import FastAPI
 
 from common.redis_url import redacted
+from common.snapshot_store import open_store, serving_dir
 from model.feature_build import CatalogEncoder
 from model.image_prep import limit_decoding
 from service import errors, redis_client, threads
@@ -70,7 +71,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         store = Store(
             client, keys, settings.serving.wait_replicas, settings.serving.wait_timeout_ms
         )
-        serving = Serving(settings.snapshots, settings.serving, metrics, specs)
+        snapshots = open_store(settings)
+        serving = Serving(
+            snapshots, serving_dir(snapshots, settings), settings.serving, metrics, specs
+        )
         traffic = TrafficSampler(metrics)
         runtime = Runtime(
             settings, keys, store, serving, ItemEncoder(encoder, specs), metrics, traffic
@@ -78,7 +82,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         app.state.runtime = runtime
         if settings.api.mode == "dev" and not (settings.api.write_key and settings.api.admin_key):
             log.warning("dev mode without write/admin keys: writes and admin routes are open")
-        watcher = SnapshotWatcher(serving, client, keys.snapshot_channel)
+        watcher = SnapshotWatcher(serving, client, keys.snapshot_channel, keys.snapshot_pointer)
         sync = CatalogSync(serving, store, settings.serving.sync_block_ms)
         tasks = [asyncio.create_task(sync.run_forever(), name="catalog-sync")]
         with contextlib.suppress(asyncio.TimeoutError):  # no Redis yet: serve, sync later
@@ -90,8 +94,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             asyncio.create_task(_sample_forever(traffic), name="traffic-sampler"),
         ]
         log.info(
-            "serving %s from %s (Redis %s, prefix %s)",
+            "serving %s from %s, loaded from %s (Redis %s, prefix %s)",
             serving.current.version if serving.current else "nothing yet",
+            snapshots.url,
             serving.root,
             redacted(settings.redis_url),
             keys.prefix,

@@ -74,6 +74,10 @@ class NoModel(ServiceError):
     status, code = 503, "no_model"
 
 
+class StoreUnavailable(ServiceError):
+    status, code = 503, "store_unavailable"
+
+
 def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {"error": code, "detail": detail, **extra}
 

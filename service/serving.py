@@ -14,11 +14,13 @@ import logging
 import time
 from pathlib import Path
 
+from common.snapshot_store import SnapshotStore
 from model.features import ModalitySpec
 from model.snapshot import load_snapshot
 from service.batcher import UserVectors
 from service.catalog import RuntimeCatalog
 from service.metrics import Metrics
+from service.retry import Backoff
 from service.settings import ServingSettings
 from service.state import ServingState, build_state
 
@@ -32,12 +34,14 @@ class SwapFailed(Exception):
 class Serving:
     def __init__(
         self,
+        store: SnapshotStore,
         root: Path,
         settings: ServingSettings,
         metrics: Metrics,
         expected_features: dict[str, ModalitySpec] | None,
     ) -> None:
-        self.root = root
+        self.store = store
+        self.root = root  # where versions are loaded from: the store's own or a cache
         self.settings = settings
         self.metrics = metrics
         self.expected_features = expected_features
@@ -45,6 +49,7 @@ class Serving:
         self.current: ServingState | None = None
         self.live_popular: tuple[str, ...] = ()
         self.failed: dict[str, str] = {}  # version -> why it was refused
+        self.retry = Backoff(cap=settings.retry_max_seconds)
         self.swaps = 0
         self.user_vectors = UserVectors()
         self._popular: list[str] = []
@@ -76,9 +81,8 @@ class Serving:
             seq = self.catalog.seq
             items, deleted = list(self.catalog.items.values()), set(self.catalog.deleted)
             try:
-                snapshot = await asyncio.to_thread(
-                    load_snapshot, self.root / version, self.expected_features
-                )
+                path = await asyncio.to_thread(self.store.fetch, version, self.root)
+                snapshot = await asyncio.to_thread(load_snapshot, path, self.expected_features)
                 new = await asyncio.to_thread(
                     build_state,
                     snapshot,
@@ -90,14 +94,7 @@ class Serving:
                     warmup_queries=self.settings.warmup_queries,
                 )
             except Exception as exc:  # any failure: keep serving what we have
-                self.failed[version] = str(exc)
-                self.metrics.swaps.labels("failed").inc()
-                log.error(
-                    "snapshot %s refused, still serving %s: %s",
-                    version,
-                    state.version if state else "nothing",
-                    exc,
-                )
+                self._refused(version, exc)
                 raise SwapFailed(f"snapshot {version} refused: {exc}") from exc
             new = new.with_changes(self.catalog.since(seq))  # changes made while loading
             self._set(new)
@@ -108,6 +105,7 @@ class Serving:
             if state is None:  # the first load, before serving: park the imports and
                 gc.freeze()  # this state outside the collector, so its passes stay short
             self.failed.pop(version, None)
+            self.retry.clear(version)
             self.swaps += 1
             seconds = time.perf_counter() - start
             self.metrics.swaps.labels("ok").inc()
@@ -120,7 +118,34 @@ class Serving:
                 new.manifest.get("experts"),
                 seconds,
             )
+            keep = {version} | ({state.version} if state else set())
+            try:  # fetched versions no longer served: the cache stays small
+                await asyncio.to_thread(self.store.tidy_cache, self.root, keep)
+            except OSError as exc:
+                log.warning("snapshot cache %s not tidied: %s", self.root, exc)
             return new
+
+    def _refused(self, version: str, exc: Exception) -> None:
+        """Count and log a refusal once per distinct reason; schedule the next try."""
+        reason = str(exc)
+        delay = self.retry.failed(version)
+        serving = self.current.version if self.current else "nothing"
+        # OSError: the store or the disk failed us (StoreError is one); anything
+        # else: the version itself is invalid. Both are tried again, later each time.
+        why = "unavailable" if isinstance(exc, OSError) else "refused"
+        if self.failed.get(version) == reason:
+            log.info("snapshot %s still %s (next try in %.0f s): %s", version, why, delay, reason)
+            return
+        self.failed[version] = reason
+        self.metrics.swaps.labels("failed").inc()
+        log.error(
+            "snapshot %s %s, still serving %s (next try in %.0f s): %s",
+            version,
+            why,
+            serving,
+            delay,
+            reason,
+        )
 
     def _set(self, state: ServingState) -> None:
         self.current = state

@@ -88,6 +88,9 @@ class ServingSettings(BaseModel):
     )
     ef_search: int = Field(64, ge=8, description="HNSW search breadth")
     poll_seconds: float = Field(1.0, gt=0, description="how often the snapshot pointer is read")
+    retry_max_seconds: float = Field(
+        60.0, gt=0, description="a refused version is tried again after 1, 2, 4 ... s, up to this"
+    )
     sync_block_ms: int = Field(200, ge=10, description="item-log wait per read (replica sync)")
     threads: int = Field(1, ge=1, description="torch and FAISS threads per process")
     warmup_queries: int = Field(8, ge=0, description="queries run on a snapshot before serving")

@@ -1,7 +1,10 @@
-"""Learns of new snapshots by Redis pub/sub and by polling the CURRENT pointer.
+"""Learns of new snapshots by Redis pub/sub and by polling the pointer.
 
-Pub/sub is fast but drops messages while reconnecting; the poll is the safety
-net. Both only nudge `Serving.load`, which validates before it swaps.
+The Redis pointer is authoritative: every publisher (the worker, a rollback, the
+CLI) sets it. The store's own pointer (the CURRENT file, or the pointer object in
+S3) is the backstop while Redis has no pointer or does not answer. Pub/sub is fast
+but drops messages while reconnecting; the poll is the safety net. Both only nudge
+`Serving.load`, which fetches and validates before it swaps.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 
-from model.snapshot import POINTER, SnapshotError, current_version
+from model.snapshot import POINTER, SnapshotError, check_version
 from service.redis_client import REDIS_ERRORS, AsyncRedis
 from service.serving import Serving, SwapFailed
 
@@ -27,30 +30,63 @@ def raise_if_cancelled() -> None:
 
 
 class SnapshotWatcher:
-    def __init__(self, serving: Serving, client: AsyncRedis, channel: str) -> None:
+    def __init__(
+        self, serving: Serving, client: AsyncRedis, channel: str, pointer_key: str
+    ) -> None:
         self.serving = serving
         self.redis = client
         self.channel = channel
+        self.pointer_key = pointer_key
+        self._errors: dict[str, str] = {}  # source -> why it could not be read (logged)
 
     async def check(self) -> None:
-        """Swap to whatever the pointer names, unless it is served or was refused."""
+        """Swap to whatever the pointer names, unless it is served or not due a retry."""
+        version = await self.pointer()
+        state = self.serving.current
+        if version is None or (state is not None and state.version == version):
+            return
+        if self.serving.retry.due(version):
+            with contextlib.suppress(SwapFailed):  # logged by Serving; tried again later
+                await self.serving.load(version)
+
+    async def pointer(self) -> str | None:
+        """The Redis pointer, else the store's; None while neither names a version."""
+        store = self.serving.store
         try:
-            version = current_version(self.serving.root)
+            raw = await self.redis.get(self.pointer_key)
+            self._note("Redis", None)
+        except REDIS_ERRORS as exc:
+            raise_if_cancelled()
+            self._note("Redis", f"Redis unavailable ({exc}): following {store.url}'s pointer")
+            raw = None
+        try:
+            if raw is not None:
+                name = (raw.decode() if isinstance(raw, bytes) else str(raw)).strip()
+                version: str | None = check_version(name, f"the Redis key {self.pointer_key}")
+            else:
+                version = await asyncio.to_thread(store.pointer)
+                self._note(store.url, None)
         except SnapshotError as exc:  # names no version: keep serving, say why once
             if self.serving.failed.get(POINTER) != str(exc):
                 self.serving.failed[POINTER] = str(exc)
                 log.error("snapshot pointer refused, still serving what we have: %s", exc)
-            return
-        except OSError as exc:
-            log.warning("cannot read the snapshot pointer in %s: %s", self.serving.root, exc)
-            return
+            return None
+        except OSError as exc:  # the store is unreachable (StoreError) or the disk failed
+            self._note(store.url, f"cannot read the snapshot pointer of {store.url}: {exc}")
+            return None
         self.serving.failed.pop(POINTER, None)
-        state = self.serving.current
-        if version is None or version in self.serving.failed:
-            return
-        if state is None or state.version != version:
-            with contextlib.suppress(SwapFailed):  # logged by Serving; polled again later
-                await self.serving.load(version)
+        return version
+
+    def _note(self, source: str, error: str | None) -> None:
+        """Log a source's failure once per distinct message, and its recovery once."""
+        before = self._errors.get(source)
+        if error is None:
+            if before is not None:
+                del self._errors[source]
+                log.info("%s answers again", source)
+        elif before != error:
+            self._errors[source] = error
+            log.warning("%s", error)
 
     async def poll_forever(self) -> None:
         while True:

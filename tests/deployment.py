@@ -18,6 +18,7 @@ from model.recommender import Recommender, RecommenderConfig
 from model.snapshot import save_snapshot, set_current
 from model.user_encoder import UserEncoderConfig
 from service.settings import ApiSettings, ServiceSettings, ServingSettings
+from workers.redis_client import connect
 from workers.settings import WorkerOptions, WorkerSettings
 
 DATASET = "tiny"
@@ -59,8 +60,11 @@ def publish_snapshot(
     make_current: bool = True,
     content_only: bool = False,
     images: bool = False,
+    announce: bool = False,
 ) -> str:
-    """Encode the items with the deployment's encoders, build a random-init model, save."""
+    """Encode the items with the deployment's encoders, build a random-init model, save.
+    `announce`: also set the Redis pointer and announce it, as the worker does (needed
+    once a Redis pointer exists: replicas follow it over the CURRENT file)."""
     ids = item_ids or ITEM_IDS
     encoder = CatalogEncoder(
         settings.text.to_config(), settings.image.to_config(), cache_dir=settings.cache_dir
@@ -100,7 +104,20 @@ def publish_snapshot(
     )
     if make_current:
         set_current(root, path.name)
+    if announce:
+        announce_pointer(settings, path.name)
     return path.name
+
+
+def announce_pointer(settings: Settings, version: str) -> None:
+    """Set the Redis pointer and announce it on the channel (what every publisher does)."""
+    keys = settings.keys
+    client = connect(settings.redis_url, socket_timeout=5)
+    try:
+        client.set(keys.snapshot_pointer, version)
+        client.publish(keys.snapshot_channel, version)
+    finally:
+        client.close()
 
 
 def _shared_env(settings: Settings) -> dict[str, str]:
@@ -143,6 +160,8 @@ def worker_settings_for(settings: ServiceSettings, **worker: object) -> WorkerSe
         redis_prefix=settings.redis_prefix,
         redis_shards=settings.redis_shards,
         snapshot_dir=settings.snapshots,
+        snapshot_store=settings.snapshot_store,
+        s3=settings.s3,
         cache_dir=settings.cache_dir,
         text=settings.text,
         image=settings.image,

@@ -4,7 +4,8 @@ Order of effects for a window (each step durable before the next):
   1. the candidate snapshot directory is written (temp name + rename; not current)
   2. the window's detail, then its ledger line (the commit point); the buffer is
      emptied at once, so nothing committed is ever trained again
-  3. promoted: CURRENT moves, the Redis pointer is set (fenced by the lock)
+  3. the candidate is uploaded to the snapshot store; promoted: the store's pointer
+     moves, then the Redis pointer is set (fenced by the lock)
   4. the window's stream entries are acked, then the window is marked finished
 Steps 3-4 are retried until they succeed; a restart re-does them for the last
 window only if it is not marked finished (so an operator's rollback sticks) and
@@ -28,16 +29,15 @@ from pydantic import ValidationError
 from common import ledger
 from common.events import POSITIVE, FeedbackEvent, from_stream_fields
 from common.redis_url import redacted
+from common.snapshot_store import next_version, open_store
 from model.features import FeatureStore
 from model.item_tower import ItemTable
 from model.snapshot import (
     Snapshot,
     SnapshotError,
-    current_version,
     list_versions,
     load_snapshot,
     save_snapshot,
-    set_current,
 )
 from model.train import TrainingCancelled
 from workers import redis_client
@@ -76,7 +76,8 @@ class Worker:
     def __init__(self, settings: WorkerSettings, client: SyncRedis | None = None) -> None:
         self.settings = settings
         self.opts = settings.worker
-        self.root = settings.snapshots
+        self.root = settings.snapshots  # where versions are written (and the ledger)
+        self.store = open_store(settings)  # where they are published; may be this root
         self.keys = settings.keys
         self.redis = client or redis_client.connect(
             settings.redis_url,
@@ -111,11 +112,12 @@ class Worker:
         """Never exits on an error: logs it, backs off and goes on until stopped."""
         backoff = 0.1
         log.info(
-            "worker %s on %d feedback shard(s) of %s, snapshots in %s",
+            "worker %s on %d feedback shard(s) of %s, snapshots in %s, published to %s",
             self.opts.consumer,
             self.keys.shards,
             redacted(self.settings.redis_url),
             self.root,
+            self.store.url,
         )
         while not self.stop.is_set():
             try:
@@ -251,6 +253,7 @@ class Worker:
             embeddings,
             {m: store.specs[m] for m in table.features},
             parent=serving.version,
+            version=next_version(self.root, self.store),
             metrics=result.metrics,
             extra={
                 "gate": {"outcome": result.outcome, "reason": result.reason},
@@ -318,18 +321,20 @@ class Worker:
     def finish(self, todo: Unfinished) -> None:
         """Effects after the commit point; safe to repeat until they all succeed."""
         record, detail = todo.record, todo.detail
-        version = record.get("version")
-        if record["outcome"] == "promoted" and version in list_versions(self.root):
-            if not self.lock.renew():
-                raise LeadershipLost(f"not promoting {version}")
-            if self._pointer() != version:
-                set_current(self.root, version)
-            keys = self.keys
-            if not self.lock.publish(keys.snapshot_pointer, keys.snapshot_channel, version):
-                raise LeadershipLost(f"{version} not announced")
-            absorb_runtime_items(self.redis, self.keys, detail.get("absorbed", []))
-            with contextlib.suppress(SnapshotUnavailable):  # the last good one from now on
-                self.serving()
+        version: str | None = record.get("version")
+        if version is not None and version in list_versions(self.root):
+            self.store.put(self.root / version)  # rejected ones too: an operator may promote one
+            if record["outcome"] == "promoted":
+                if not self.lock.renew():
+                    raise LeadershipLost(f"not promoting {version}")
+                if self._pointer() != version:
+                    self.store.set_pointer(version)
+                keys = self.keys
+                if not self.lock.publish(keys.snapshot_pointer, keys.snapshot_channel, version):
+                    raise LeadershipLost(f"{version} not announced")
+                absorb_runtime_items(self.redis, self.keys, detail.get("absorbed", []))
+                with contextlib.suppress(SnapshotUnavailable):  # the last good one from now on
+                    self.serving()
         self.consumer.ack(list(detail.get("stream_ids", [])))
         if todo.fresh:  # soft state: skipped when a crashed window is finished on restart
             self._update_contexts(detail.get("positives", []))
@@ -372,6 +377,7 @@ class Worker:
         for version in list_versions(self.root):
             if int(version[1:]) > newest and version not in committed and version != current:
                 log.warning("removing %s: written by a window that never committed", version)
+                # Here only: a version is uploaded after its commit point, never before.
                 shutil.rmtree(self.root / version, ignore_errors=True)
         self._reset()
         self.unfinished = None
@@ -386,12 +392,19 @@ class Worker:
 
     def _tidy(self) -> None:
         """Retention after a finished window: snapshots, stream, ledger, details."""
-        versions = list_versions(self.root)
-        current = self._pointer()
+        versions = sorted(
+            set(self.store.versions()) | set(list_versions(self.root)), key=lambda v: int(v[1:])
+        )
+        # A store that does not answer raises here: no retention this time, rather than
+        # one blind to the current version (a rollback may point at an old one).
+        try:
+            current = self.store.pointer()
+        except SnapshotError:
+            current = None
         removed = []
         for version in versions[: max(0, len(versions) - self.opts.keep)]:
             if version != current:
-                shutil.rmtree(self.root / version, ignore_errors=True)
+                self._remove(version)
                 removed.append(version)
                 log.info("retention: removed %s (keeping %d)", version, self.opts.keep)
         if removed:  # their online metrics go with them
@@ -401,11 +414,17 @@ class Worker:
         ledger.rotate(self.root, self.opts.ledger_lines)
         ledger.prune_details(self.root, self.opts.window_details)
 
+    def _remove(self, version: str) -> None:
+        """From the store, and the copy written here (the same one for a local store)."""
+        self.store.delete(version)
+        shutil.rmtree(self.root / version, ignore_errors=True)
+
     # -- state ---------------------------------------------------------------------
     def _pointer(self) -> str | None:
-        """What CURRENT names; None if it names nothing usable (a promotion repairs it)."""
+        """What the store's pointer names; None if it names nothing usable (a
+        promotion repairs it)."""
         try:
-            return current_version(self.root)
+            return self.store.pointer()
         except (OSError, ValueError, SnapshotError) as exc:
             log.warning("snapshot pointer unreadable: %s", exc)
             return None
@@ -414,20 +433,22 @@ class Worker:
         """The current snapshot; while it cannot be read, the last good one."""
         last_good = self._serving
         try:
-            version = current_version(self.root)
+            version = self.store.pointer()
         except (OSError, ValueError, SnapshotError) as exc:  # e.g. CURRENT names ../x
             if last_good is None:
                 raise SnapshotUnavailable(f"snapshot pointer unreadable: {exc}") from exc
             log.warning("snapshot pointer unreadable (%s): training on %s", exc, last_good.version)
             return last_good
         if version is None:
-            raise SnapshotUnavailable(f"no current snapshot in {self.root}: run xsmoe bootstrap")
+            raise SnapshotUnavailable(
+                f"no current snapshot in {self.store.url}: run xsmoe bootstrap"
+            )
         if last_good is not None and last_good.version == version:
             return last_good
         tried = self._refused.get(version)
         if tried is None or time.monotonic() - tried > RETRY_REFUSED_S:
             try:
-                self._serving = load_snapshot(self.root / version)
+                self._serving = load_snapshot(self.store.fetch(version, self.root))
                 self._refused.pop(version, None)
                 return self._serving
             except Exception as exc:

@@ -13,8 +13,9 @@ from typing import Any
 from tqdm import tqdm
 
 from common.settings import Settings
+from common.snapshot_store import LocalStore, next_version, open_store
 from model.recommender import Recommender
-from model.snapshot import current_version, save_snapshot, set_current
+from model.snapshot import save_snapshot
 from model.streaming import ProtocolConfig
 from model.train import TrainConfig, WindowReport, train_window
 from xsmoe import pipeline
@@ -26,10 +27,13 @@ def register(commands: Any) -> None:
     cmd = commands.add_parser(
         "bootstrap",
         help="train XSMoE on the first time windows and write the first snapshot",
-        description="Writes SNAPSHOT_DIR/v000001 (or the next version) and points CURRENT at it.",
+        description="Writes SNAPSHOT_DIR/v000001 (or the next version), publishes it to the "
+        "snapshot store (XSMOE_SNAPSHOT_STORE) and points the store's pointer at it.",
     )
     pipeline.add_dataset_options(cmd)
-    cmd.add_argument("--out", type=Path, help="snapshot directory (default DATA_DIR/snapshots)")
+    cmd.add_argument(
+        "--out", type=Path, help="a local store instead (default XSMOE_SNAPSHOT_STORE)"
+    )
     cmd.add_argument("--windows", type=int, default=10, help="time windows the log is cut into")
     cmd.add_argument(
         "--train-windows",
@@ -56,9 +60,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         args.train_windows = args.windows if args.catalog else min(5, args.windows)
     if not 1 <= args.train_windows <= args.windows:
         raise SystemExit("error: --train-windows must be within 1..--windows")
-    out: Path = args.out or settings.snapshots
-    if args.if_missing and current_version(out) is not None:
-        print(f"snapshot {current_version(out)} is current in {out}: nothing to do")  # noqa: T201
+    out: Path = args.out or settings.snapshots  # written here, then published
+    snapshots = LocalStore(out) if args.out else open_store(settings)
+    current = snapshots.pointer() if args.if_missing else None
+    if current is not None:
+        print(f"snapshot {current} is current in {snapshots.url}: nothing to do")  # noqa: T201
         return 0
     dataset = pipeline.dataset_from_args(args)
     store, _ = pipeline.ensure_features(settings, dataset.name, dataset.items)
@@ -117,6 +123,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         embeddings,
         {m: store.specs[m] for m in table.features},
         metrics={"val_ndcg@10": val} if val is not None else {},
+        version=next_version(out, snapshots),
         extra={
             "source": source,
             "popular": [item for item, _ in seen.most_common(1000)],
@@ -127,11 +134,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             ],
         },
     )
-    set_current(out, path.name)  # the pointer last
+    snapshots.publish(path)  # the files first, the pointer last
     experts = model.current_config().experts
     quality = f"val NDCG@10 {val:.4f}" if val is not None else "content-only (not trained yet)"
     print(  # noqa: T201 - the CLI's own output
-        f"snapshot {path.name} written to {out} and made current: {len(store)} items, "
+        f"snapshot {path.name} written to {out}, published to {snapshots.url} and made "
+        f"current: {len(store)} items, "
         f"experts per stage {experts}, {quality}"
     )
     return 0

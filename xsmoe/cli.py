@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from common.logs import setup_logging
 from common.settings import Settings
+from common.snapshot_store import StoreError
 from model.errors import EncoderLoadError, ModelError
 from xsmoe import (
     bootstrap_cmd,
@@ -60,3 +61,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the CLI's own output
         return 2
+    except StoreError as exc:
+        print(f"error: {exc} (snapshot store unavailable; try again)", file=sys.stderr)  # noqa: T201
+        return 3

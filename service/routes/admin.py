@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from fastapi import APIRouter, Depends
 
-from model.snapshot import SnapshotError, current_version, list_versions, set_current
+from model.snapshot import SnapshotError
 from service.auth import require_admin
 from service.deps import RuntimeDep
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, NotFound, StoreUnavailable
 from service.redis_client import REDIS_ERRORS
 from service.schemas import RollbackDone, RollbackRequest
 from service.serving import SwapFailed
@@ -20,28 +21,35 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(req
 
 @router.post("/rollback", summary="Serve an earlier snapshot (moves the CURRENT pointer)")
 async def rollback(body: RollbackRequest, runtime: RuntimeDep) -> RollbackDone:
-    """Moves the pointer (file and Redis key), loads and validates the version here,
-    and tells the other replicas. A version that does not load is refused with 409
-    and the pointer goes back."""
-    serving = runtime.serving
-    if body.version not in list_versions(serving.root):
-        known = ", ".join(list_versions(serving.root)[-10:]) or "none"
-        raise NotFound(f"version: no snapshot {body.version} in {serving.root} (have: {known})")
+    """Moves the pointer (the store's and the Redis key), loads and validates the
+    version here, and tells the other replicas. A version that does not load is
+    refused with 409 and the pointer goes back; an unreachable store is a 503."""
+    serving, store = runtime.serving, runtime.serving.store
     try:
-        previous = current_version(serving.root)
-    except SnapshotError:  # a pointer naming no version: what a rollback is for
-        previous = None
-    serving.failed.pop(body.version, None)  # an operator's explicit ask gets a fresh try
-    set_current(serving.root, body.version)  # first, so the pointer poll agrees with us
-    try:
-        await serving.load(body.version)
-    except SwapFailed as exc:
-        if previous is not None:
-            set_current(serving.root, previous)
-        raise Conflict(f"version: {exc}") from exc
+        versions = await asyncio.to_thread(store.versions)
+        if body.version not in versions:
+            known = ", ".join(versions[-10:]) or "none"
+            raise NotFound(f"version: no snapshot {body.version} in {store.url} (have: {known})")
+        try:
+            previous = await asyncio.to_thread(store.pointer)
+        except SnapshotError:  # a pointer naming no version: what a rollback is for
+            previous = None
+        serving.failed.pop(body.version, None)  # an operator's explicit ask gets a fresh try
+        # The store's pointer first, so its poll (the backstop) agrees with us.
+        await asyncio.to_thread(store.set_pointer, body.version)
+        try:
+            await serving.load(body.version)
+        except SwapFailed as exc:
+            if previous is not None:
+                await asyncio.to_thread(store.set_pointer, previous)
+            raise Conflict(f"version: {exc}") from exc
+    except OSError as exc:  # StoreError: the store did not answer
+        raise StoreUnavailable(
+            f"snapshot store: {exc}; retry shortly", {"Retry-After": "5"}
+        ) from exc
     try:
         await runtime.store.announce_snapshot(body.version)
-    except REDIS_ERRORS as exc:  # replicas still see the pointer by polling
+    except REDIS_ERRORS as exc:  # replicas follow the store's pointer meanwhile
         log.warning("rollback to %s not announced on Redis: %s", body.version, exc)
     log.info("rolled back from %s to %s", previous, body.version)
     return RollbackDone(version=body.version, previous=previous)

@@ -10,7 +10,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from redis.exceptions import RedisError
 
 from common import ledger
 from service.auth import opens_reads, refuse_key_in_url, require_dashboard
@@ -18,6 +17,7 @@ from service.dashboard import session
 from service.dashboard.login import login_page
 from service.dashboard.page import DashboardData, manifests, render
 from service.deps import RuntimeDep, StateDep
+from service.redis_client import REDIS_ERRORS
 
 router = APIRouter(tags=["dashboard"])
 
@@ -36,7 +36,7 @@ async def dashboard(runtime: RuntimeDep, state: StateDep) -> HTMLResponse:
     snapshots, windows = await asyncio.to_thread(lambda: (manifests(root), ledger.tail(root, 200)))
     online: dict[str, dict[str, float]] = {}
     lag: dict[str, int] = {}
-    with contextlib.suppress(RedisError, OSError):
+    with contextlib.suppress(*REDIS_ERRORS):
         online = await runtime.store.online()
         lag = await runtime.store.lag()
     data = DashboardData(

@@ -7,9 +7,9 @@ import contextlib
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.exceptions import RedisError
 
 from service.deps import RuntimeDep
+from service.redis_client import REDIS_ERRORS
 
 router = APIRouter(tags=["health"])
 
@@ -39,7 +39,7 @@ async def metrics(runtime: RuntimeDep) -> Response:
         runtime.metrics.user_vectors.labels(kind).set(value)
     state = runtime.serving.current
     if state is not None:
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_ERRORS):
             online = (await runtime.store.online()).get(state.version, {})
             for name in ("hr@10", "ndcg@10", "n"):
                 runtime.metrics.online.labels(name).set(online.get(name, 0.0))
