@@ -1,0 +1,464 @@
+"""Scaling benchmark: feedback events/s with 1, 2 and 4 API processes.
+
+Each API process is a real replica (`xsmoe serve` on its own port), all sharing
+(a) one embedded redis-server and (b) a local 3-master Redis Cluster, when
+xsmoe.redis_server offers one. The load is batched feedback, BATCH events per
+POST, every request distinct: new event ids, users drawn Zipf-like from a large
+population, items uniformly from the snapshot's item ids, the event types in the
+proportions the soak bench uses. CONNECTIONS keep-alive connections (fixed, so
+only the number of processes changes) are spread round-robin over the replicas.
+
+Each configuration: fresh Redis contents, the replicas started, WARM_S of load,
+then DURATION_S measured. Printed per configuration: events/s, median and p99
+request latency, the ratio to one process against the same Redis, and the CPU
+each party used (cores), which says whether the machine or the design caps the
+scaling. The floor, measured in the same run against the same Redis: the
+product's Store.append_feedback driven in-process (same validation and Lua, no
+HTTP), FLOOR_INFLIGHT batches in flight.
+
+Run with `make bench-scale` (pinned to 2 cores, like `make bench`). Results in
+var/bench/scale.json. BENCH_SECONDS sets the measured phase (default 10 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
+
+from bench._rawhttp import Connection, HttpError
+from bench.serve import ensure_snapshot
+from common.events import FeedbackEvent
+from common.keys import Keys
+from common.settings import Settings
+from model.snapshot import set_current
+from xsmoe.redis_server import EmbeddedRedis, free_port
+
+log = logging.getLogger("bench.scale")
+DURATION_S = float(os.environ.get("BENCH_SECONDS", "10"))
+WARM_S = float(os.environ.get("BENCH_WARM_SECONDS", "3"))
+BATCH = 50
+CONNECTIONS = int(os.environ.get("BENCH_SCALE_CONNECTIONS", "8"))
+PROCESSES = (1, 2, 4)
+FLOOR_INFLIGHT = 8
+USERS = 50_000
+KINDS = ["click", "view", "purchase", "like", "dislike"]
+KIND_P = [0.6, 0.2, 0.08, 0.08, 0.04]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A Redis deployment under test: its URL, its server processes, how to empty it."""
+
+    name: str
+    url: str
+    pids: list[int]
+    flush: Callable[[], object]
+
+
+@dataclass
+class Phase:
+    redis: str
+    processes: int
+    connections: int
+    seconds: float
+    requests: int
+    events: int
+    errors: int
+    events_per_s: float
+    p50_ms: float
+    p99_ms: float
+    cores: dict[str, float] = field(default_factory=dict)  # CPU used, in cores
+
+
+class EventSource:
+    """Feedback batches no client would send twice: every event id is new."""
+
+    def __init__(self, items: list[str], tag: str, seed: int) -> None:
+        self.items = items
+        self.tag = tag
+        self.rng = np.random.default_rng(seed)
+        self.n = 0
+
+    def events(self) -> list[dict[str, str]]:
+        users = self.rng.zipf(1.2, size=BATCH) % USERS
+        picked = self.rng.integers(0, len(self.items), size=BATCH)
+        kinds = self.rng.choice(len(KINDS), size=BATCH, p=KIND_P)
+        out = [
+            {
+                "event_id": f"{self.tag}-{self.n + j}",
+                "user_id": f"u{users[j]}",
+                "item_id": self.items[picked[j]],
+                "type": KINDS[kinds[j]],
+            }
+            for j in range(BATCH)
+        ]
+        self.n += BATCH
+        return out
+
+    def body(self) -> bytes:
+        return json.dumps({"events": self.events()}).encode()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_busy_seconds() -> float:
+    """CPU time every process on the machine has used (all cores): /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / CLK_TCK
+
+
+def own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+async def drive(
+    ports: list[int], sources: list[EventSource], seconds: float
+) -> tuple[list[float], int, int, float]:
+    """Keep every connection busy for `seconds`: (latencies ms, events, errors, elapsed)."""
+    latencies: list[float] = []
+    events = errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client(n: int) -> None:
+        nonlocal events, errors
+        conn = Connection("127.0.0.1", ports[n % len(ports)])
+        source = sources[n]
+        try:
+            while time.perf_counter() < deadline:
+                body = source.body()
+                began = time.perf_counter()
+                try:
+                    status, reply = await conn.post("/v1/feedback", body)
+                except HttpError:
+                    status, reply = 0, b""
+                latencies.append((time.perf_counter() - began) * 1e3)
+                if status == 202:
+                    answer = json.loads(reply)
+                    events += int(answer["accepted"])
+                    # distinct ids: a duplicate means the generator repeated itself
+                    errors += int(answer["duplicates"]) > 0
+                else:
+                    errors += 1
+        finally:
+            await conn.close()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client(n) for n in range(len(sources))))
+    return latencies, events, errors, time.perf_counter() - began
+
+
+@contextlib.contextmanager
+def replicas(n: int, env: dict[str, str], work: Path) -> Iterator[dict[int, int]]:
+    """`n` API processes on their own ports, started together, all ready: {port: pid}."""
+    ports = [free_port() for _ in range(n)]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for port in ports:
+            cmd = [sys.executable, "-m", "xsmoe", "serve", "--port", str(port)]
+            out = (work / f"serve-{port}.log").open("wb")
+            procs.append(subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out, stderr=out))
+        for port, proc in zip(ports, procs, strict=True):
+            _wait_ready(port, proc, work / f"serve-{port}.log")
+        yield {port: proc.pid for port, proc in zip(ports, procs, strict=True)}
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                log.error("API process %d did not stop in 30 s: killed", proc.pid)
+                proc.kill()
+                proc.wait()
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes], logfile: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"API on port {port} did not become ready:\n{logfile.read_text()[-3000:]}")
+
+
+def measure(target: Target, n: int, root: Path, work: Path, items: list[str]) -> Phase:
+    target.flush()
+    env = {
+        "XSMOE_REDIS_URL": target.url,
+        "XSMOE_REDIS_PREFIX": "scale",
+        "XSMOE_SNAPSHOT_DIR": str(root),
+        "XSMOE_DATA_DIR": str(work / "data"),
+        "XSMOE_TORCH_THREADS": "1",
+        "XSMOE_LOG_LEVEL": "WARNING",
+    }
+    with replicas(n, env, work) as running:
+        ports, pids = list(running), list(running.values())
+        tag = f"{target.name}-{n}"
+        sources = [EventSource(items, f"{tag}-{c}", seed=c) for c in range(CONNECTIONS)]
+        asyncio.run(drive(ports, sources, WARM_S))
+        parties = {"api": pids, "redis": target.pids}
+        before = {k: sum(cpu_seconds(p) for p in v) for k, v in parties.items()}
+        client_before, machine_before = own_cpu_seconds(), machine_busy_seconds()
+        latencies, events, errors, elapsed = asyncio.run(drive(ports, sources, DURATION_S))
+        cores = {
+            k: (sum(cpu_seconds(p) for p in v) - before[k]) / elapsed for k, v in parties.items()
+        }
+        cores["load generator"] = (own_cpu_seconds() - client_before) / elapsed
+        cores["other"] = (machine_busy_seconds() - machine_before) / elapsed - sum(cores.values())
+    lat = np.asarray(latencies)
+    return Phase(
+        target.name,
+        n,
+        CONNECTIONS,
+        elapsed,
+        len(lat),
+        events,
+        errors,
+        events / elapsed,
+        float(np.percentile(lat, 50)),
+        float(np.percentile(lat, 99)),
+        cores,
+    )
+
+
+async def store_floor(target: Target, items: list[str]) -> Phase:
+    """The product's Store.append_feedback in this process: validation and Lua, no HTTP."""
+    from service.store import Store
+
+    target.flush()
+    client = _async_client(target.url)
+    store = Store(client, Keys("scale-floor"))
+    sources = [EventSource(items, f"floor-{target.name}-{c}", c) for c in range(FLOOR_INFLIGHT)]
+    latencies: list[float] = []
+    events = 0
+
+    async def feeder(source: EventSource, seconds: float, record: bool) -> None:
+        nonlocal events
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            batch = [FeedbackEvent.model_validate(e) for e in source.events()]
+            began = time.perf_counter()
+            accepted = await store.append_feedback(batch, 200, 86400, 30 * 86400)
+            if record:
+                latencies.append((time.perf_counter() - began) * 1e3)
+                events += len(accepted)
+
+    try:
+        await asyncio.gather(*(feeder(s, WARM_S, False) for s in sources))
+        redis_before = sum(cpu_seconds(p) for p in target.pids)
+        own_before, machine_before = own_cpu_seconds(), machine_busy_seconds()
+        began = time.perf_counter()
+        await asyncio.gather(*(feeder(s, DURATION_S, True) for s in sources))
+        elapsed = time.perf_counter() - began
+        cores = {
+            "api": 0.0,
+            "redis": (sum(cpu_seconds(p) for p in target.pids) - redis_before) / elapsed,
+            "load generator": (own_cpu_seconds() - own_before) / elapsed,
+        }
+        cores["other"] = (machine_busy_seconds() - machine_before) / elapsed - sum(cores.values())
+    finally:
+        await client.aclose()
+    lat = np.asarray(latencies)
+    return Phase(
+        target.name,
+        0,
+        FLOOR_INFLIGHT,
+        elapsed,
+        len(lat),
+        events,
+        0,
+        events / elapsed,
+        float(np.percentile(lat, 50)),
+        float(np.percentile(lat, 99)),
+        cores,
+    )
+
+
+def _async_client(url: str) -> Any:
+    import redis.asyncio as aioredis
+
+    return aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+
+
+@contextlib.contextmanager
+def single_redis(work: Path) -> Iterator[Target]:
+    with EmbeddedRedis(work / "redis", persist=False) as server:
+        assert server.process is not None
+        client = redis.Redis.from_url(server.url)
+        try:
+            yield Target("single", server.url, [server.process.pid], client.flushall)
+        finally:
+            client.close()
+
+
+def cluster_available() -> bool:
+    import xsmoe.redis_server
+
+    return hasattr(xsmoe.redis_server, "EmbeddedCluster")
+
+
+@contextlib.contextmanager
+def redis_cluster(work: Path) -> Iterator[Target]:
+    from xsmoe.redis_server import EmbeddedCluster  # type: ignore[attr-defined]
+
+    with EmbeddedCluster(work / "cluster", masters=3) as cluster:
+        pids = [int(p.pid) for p in _cluster_processes(cluster)]
+        client = redis.RedisCluster.from_url(cluster.url.replace("redis+cluster://", "redis://"))
+
+        def flush() -> None:
+            client.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
+
+        try:
+            yield Target("cluster", cluster.url, pids, flush)
+        finally:
+            client.close()
+
+
+def _cluster_processes(cluster: Any) -> list[subprocess.Popen[bytes]]:
+    return [p for p in getattr(cluster, "processes", []) if p is not None]
+
+
+def _cores(c: dict[str, float]) -> str:
+    return " / ".join(f"{c[k]:.2f}" for k in ("api", "redis", "load generator", "other"))
+
+
+def report(phases: list[Phase], floors: dict[str, Phase]) -> dict[str, Any]:
+    cores = len(os.sched_getaffinity(0))
+    print()
+    print(
+        f"os.cpu_count() = {os.cpu_count()}, cores this run may use = {cores}; "
+        f"{BATCH} events per POST, {CONNECTIONS} connections over the replicas, "
+        f"{WARM_S:g} s warm-up, {DURATION_S:g} s measured per row"
+    )
+    print()
+    print(
+        "| redis | API processes | events/s | req/s | p50 ms | p99 ms | errors "
+        "| vs 1 process | vs floor | CPU cores: API / Redis / load gen / other |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    ratios: dict[str, float] = {}
+    for name, floor in floors.items():
+        print(
+            f"| {name} | floor: Store in-process, {FLOOR_INFLIGHT} in flight "
+            f"| {floor.events_per_s:,.0f} | {floor.requests / floor.seconds:,.0f} "
+            f"| {floor.p50_ms:.2f} | {floor.p99_ms:.2f} | - | - | 1.00 | {_cores(floor.cores)} |"
+        )
+        ones = [p for p in phases if p.redis == name and p.processes == 1]
+        for p in (p for p in phases if p.redis == name):
+            ratio = p.events_per_s / ones[0].events_per_s if ones else float("nan")
+            ratios[f"{name}-{p.processes}"] = ratio
+            print(
+                f"| {name} | {p.processes} | {p.events_per_s:,.0f} "
+                f"| {p.requests / p.seconds:,.0f} | {p.p50_ms:.2f} | {p.p99_ms:.2f} "
+                f"| {p.errors} | {ratio:.2f} | {p.events_per_s / floor.events_per_s:.2f} "
+                f"| {_cores(p.cores)} |"
+            )
+    print()
+    print(
+        "CPU cores: what each party used during the measured phase, from /proc; "
+        "'other' is the rest of the machine (other users' processes)."
+    )
+    for name, floor in floors.items():
+        rows = [p for p in phases if p.redis == name]
+        if not rows:
+            continue
+        one = rows[0]
+        busy = [sum(p.cores.values()) for p in rows]
+        per_event_api = one.cores["api"] / one.events_per_s * 1e6
+        per_event_redis = floor.cores["redis"] / floor.events_per_s * 1e6
+        print(
+            f"{name}: API CPU {per_event_api:.0f} us per event at 1 process; Redis "
+            f"{per_event_redis:.0f} us per event (floor), so Redis alone saturates one "
+            f"core at about {1e6 / per_event_redis:,.0f} events/s."
+        )
+        if max(busy) >= 0.85 * cores:
+            print(
+                f"{name}: the machine was busy {min(busy):.2f}-{max(busy):.2f} of {cores} "
+                "cores across these rows: the API processes, Redis and the load generator "
+                "share the same cores, so the N-process ratios are capped by the CPU, not "
+                "measured against spare cores. On this machine they show what extra "
+                "processes cost or gain on saturated cores, not how far the design scales."
+            )
+        else:
+            print(f"{name}: the machine was busy at most {max(busy):.2f} of {cores} cores.")
+    return {
+        "cpu_count": os.cpu_count(),
+        "cores_available": cores,
+        "batch": BATCH,
+        "connections": CONNECTIONS,
+        "warm_seconds": WARM_S,
+        "seconds": DURATION_S,
+        "phases": [asdict(p) for p in phases],
+        "floors": {k: asdict(v) for k, v in floors.items()},
+        "ratios_vs_1": ratios,
+    }
+
+
+def main() -> int:
+    logging.basicConfig(level="INFO", format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = Settings()
+    base_version = ensure_snapshot(settings.snapshots)
+    work = Path(tempfile.mkdtemp(prefix="xsmoe-scale-"))
+    root = work / "snapshots"
+    root.mkdir()
+    shutil.copytree(settings.snapshots / base_version, root / base_version)
+    set_current(root, base_version)
+    items = [str(i) for i in json.loads((root / base_version / "items.json").read_text())]
+
+    targets: list[Callable[[Path], contextlib.AbstractContextManager[Target]]] = [single_redis]
+    if cluster_available():
+        targets.append(redis_cluster)
+    else:
+        print("cluster: not measured (xsmoe.redis_server has no EmbeddedCluster yet)")
+    phases: list[Phase] = []
+    floors: dict[str, Phase] = {}
+    try:
+        for make in targets:
+            with make(work) as target:
+                floors[target.name] = asyncio.run(store_floor(target, items))
+                log.info("%s floor: %.0f events/s", target.name, floors[target.name].events_per_s)
+                for n in PROCESSES:
+                    phases.append(measure(target, n, root, work, items))
+                    log.info("%s, %d processes: %.0f events/s", target.name, n,
+                             phases[-1].events_per_s)  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result = report(phases, floors)
+    result["cluster_measured"] = "cluster" in floors
+    out = Path("var/bench")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scale.json").write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
