@@ -8,9 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.keys import Keys
+from common.redis_url import parse_redis_url
 from model.encoders import IMAGE_BUILTIN, TEXT_BUILTIN, ImageEncoderConfig, TextEncoderConfig
 
 
@@ -43,9 +45,20 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(Path("var"), description="where stores and snapshots live")
-    redis_url: str = Field("redis://localhost:6379/0", description="Redis for streams and state")
+    redis_url: str = Field(
+        "redis://localhost:6379/0",
+        description="Redis for streams and state: redis://, redis+sentinel:// or redis+cluster://",
+    )
     redis_prefix: str = Field(
         "xsmoe", pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="key prefix in Redis"
+    )
+    redis_shards: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="feedback streams and user keys are spread over this many hash-tag "
+        "shards (by user); more than 1 pays off on a Redis Cluster. Every API replica and "
+        "the worker must use the same number",
     )
     snapshot_dir: Path | None = Field(None, description="snapshots (default DATA_DIR/snapshots)")
     cache_dir: Path = Field(
@@ -55,6 +68,16 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     text: TextEncoderSettings = TextEncoderSettings()
     image: ImageEncoderSettings = ImageEncoderSettings()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, url: str) -> str:
+        parse_redis_url(url)  # refuses a malformed URL now, saying what is allowed
+        return url
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(self.redis_prefix, self.redis_shards)
 
     @property
     def snapshots(self) -> Path:

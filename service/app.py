@@ -10,14 +10,13 @@ import traceback
 from collections.abc import AsyncIterator
 
 import faiss
-import redis.asyncio as aioredis
 import torch
 from fastapi import FastAPI
 
-from common.keys import Keys
+from common.redis_url import redacted
 from model.feature_build import CatalogEncoder
 from model.image_prep import limit_decoding
-from service import errors, threads
+from service import errors, redis_client, threads
 from service.dashboard.traffic import SAMPLE_EVERY_S, TrafficSampler
 from service.deps import Runtime
 from service.item_encoder import ItemEncoder
@@ -64,10 +63,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         torch.set_num_threads(settings.serving.threads)
         faiss.omp_set_num_threads(settings.serving.threads)
         pool = threads.install()
-        client = aioredis.from_url(
+        client = redis_client.connect(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
         )
-        keys = Keys(settings.redis_prefix)
+        keys = settings.keys
         store = Store(
             client, keys, settings.serving.wait_replicas, settings.serving.wait_timeout_ms
         )
@@ -94,7 +93,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             "serving %s from %s (Redis %s, prefix %s)",
             serving.current.version if serving.current else "nothing yet",
             serving.root,
-            settings.redis_url,
+            redacted(settings.redis_url),
             keys.prefix,
         )
         try:

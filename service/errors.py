@@ -13,7 +13,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    ClusterDownError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -92,6 +99,21 @@ def describe_validation(errors: Sequence[Any]) -> tuple[str, list[dict[str, str]
     return detail, fields
 
 
+_MISCONFIGURED = ("CROSSSLOT", "MOVED ", "ASK ", "cluster support disabled", "not enabled")
+
+
+def is_misconfigured(exc: Exception) -> bool:
+    """A Redis error that names the deployment's shape, not an outage: a cluster
+    reached through a single-server URL answers MOVED, a single server reached as a
+    cluster refuses cluster commands. A cluster slot in failover (CLUSTERDOWN,
+    TRYAGAIN, a slot not covered yet) is an outage: retry."""
+    if isinstance(exc, SlotNotCoveredError | ClusterDownError | TryAgainError):
+        return False
+    if isinstance(exc, RedisClusterException):
+        return True
+    return isinstance(exc, ResponseError) and any(m in str(exc) for m in _MISCONFIGURED)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service(_: Request, exc: ServiceError) -> JSONResponse:
@@ -100,7 +122,17 @@ def install(app: FastAPI) -> None:
         return JSONResponse(body, exc.status, headers=exc.headers)
 
     @app.exception_handler(RedisError)
-    async def _redis(_: Request, exc: RedisError) -> JSONResponse:
+    @app.exception_handler(RedisClusterException)
+    async def _redis(_: Request, exc: Exception) -> JSONResponse:
+        if is_misconfigured(exc):  # retrying cannot help: say what to change
+            log.error("Redis configuration error: %s", exc)
+            body = error_body(
+                "redis_misconfigured",
+                f"Redis configuration error ({exc}): a Redis Cluster needs "
+                "XSMOE_REDIS_URL=redis+cluster://host:port,...; a single server or a "
+                "Sentinel set needs redis:// or redis+sentinel://",
+            )
+            return JSONResponse(body, 500)
         # A write that could not be stored is refused, never half-accepted: retry it.
         body = error_body("redis_unavailable", f"Redis unavailable ({exc}); retry shortly")
         return JSONResponse(body, 503, headers={"Retry-After": "1"})

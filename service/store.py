@@ -11,15 +11,16 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from common.events import POSITIVE, FeedbackEvent, stream_fields
 from common.items import StoredItem
-from common.keys import Keys
+from common.keys import Keys, global_id
+from service.redis_client import AsyncRedis, is_cluster
 
-# KEYS: stream, popularity, then per event: idempotency marker, history, dislikes
-# (every key named by common.keys, declared as a key). ARGV: history cap, event-id
+# One shard's events. KEYS: the shard's stream and popularity, then per event:
+# idempotency marker, history, dislikes (every key named by common.keys, declared
+# as a key, all with the shard's hash tag). ARGV: history cap, event-id
 # ttl, user ttl, then 8 values per event. Only a client-given event id gets a marker:
 # a server-made id is unique and never repeated, so remembering it is waste.
 # Returns {stream id, duplicate} per event.
@@ -99,7 +100,7 @@ class NotReplicated(RedisError):
 
 class Store:
     def __init__(
-        self, client: aioredis.Redis, keys: Keys, wait_replicas: int = 0, wait_ms: int = 200
+        self, client: AsyncRedis, keys: Keys, wait_replicas: int = 0, wait_ms: int = 200
     ) -> None:
         self.redis = client
         self.keys = keys
@@ -114,31 +115,63 @@ class Store:
     async def append_feedback(
         self, events: list[FeedbackEvent], history_cap: int, ttl: int, user_ttl: int
     ) -> list[Accepted]:
-        keys = [self.keys.feedback, self.keys.popular]
-        args: list[str | int] = [history_cap, ttl, user_ttl]
+        """Append a batch: one atomic script per shard its users fall in, the shards
+        at once. A shard that fails fails the batch; the shards already written keep
+        their events, which a retry with the same event_ids deduplicates."""
         entries = [stream_fields(e) for e in events]
+        by_shard: dict[int, list[int]] = {}
+        for n, e in enumerate(entries):
+            by_shard.setdefault(self.keys.shard(e["user_id"]), []).append(n)
+        shards = sorted(by_shard)
+        replies = await asyncio.gather(
+            *(
+                self._append_shard(
+                    s, [events[n] for n in by_shard[s]], [entries[n] for n in by_shard[s]],
+                    [history_cap, ttl, user_ttl],
+                )
+                for s in shards
+            )
+        )  # fmt: skip
+        if self.wait_replicas:
+            await asyncio.gather(*(self._wait(self.keys.stream(s)) for s in shards))
+        out: list[Accepted | None] = [None] * len(entries)
+        for s, reply in zip(shards, replies, strict=True):
+            for n, (sid, dup) in zip(by_shard[s], reply, strict=True):
+                out[n] = Accepted(global_id(_text(sid), s), entries[n]["event_id"], bool(dup))
+        return [a for a in out if a is not None]
+
+    async def _append_shard(
+        self, shard: int, events: list[FeedbackEvent], entries: list[dict[str, str]],
+        args: list[str | int],
+    ) -> Any:  # fmt: skip
+        keys = [self.keys.stream(shard), self.keys.popular_of(shard)]
+        args = list(args)
         for event, e in zip(events, entries, strict=True):
             user = e["user_id"]
             keys += [
-                self.keys.event(e["event_id"]),
+                self.keys.event(e["event_id"], user),
                 self.keys.history(user),
                 self.keys.disliked(user),
             ]
             positive = "1" if e["type"] in POSITIVE else "0"
             args += [e["event_id"], user, e["item_id"], e["type"], e["ts"]]
             args += [e["received_at"], positive, "1" if event.event_id else "0"]
-        result = await self._feedback(keys=keys, args=args)
-        if self.wait_replicas:
-            copies = int(await self.redis.execute_command("WAIT", self.wait_replicas, self.wait_ms))
-            if copies < self.wait_replicas:
-                raise NotReplicated(
-                    f"feedback reached {copies} of {self.wait_replicas} replicas in "
-                    f"{self.wait_ms} ms; retry with the same event_id"
-                )
-        return [
-            Accepted(_text(sid), e["event_id"], bool(dup))
-            for (sid, dup), e in zip(result, entries, strict=True)
-        ]
+        return await self._feedback(keys=keys, args=args)
+
+    async def _wait(self, key: str) -> None:
+        """WAIT on the primary that holds `key` (on a cluster: that slot's master)."""
+        command = ("WAIT", self.wait_replicas, self.wait_ms)
+        if is_cluster(self.redis):
+            cluster: Any = self.redis
+            node = cluster.get_node_from_key(key)
+            copies = int(await cluster.execute_command(*command, target_nodes=node))
+        else:
+            copies = int(await self.redis.execute_command(*command))
+        if copies < self.wait_replicas:
+            raise NotReplicated(
+                f"feedback reached {copies} of {self.wait_replicas} replicas in "
+                f"{self.wait_ms} ms; retry with the same event_id"
+            )
 
     async def user_state(self, user_id: str, n: int) -> tuple[list[str], set[str]]:
         """The user's last `n` positive items (newest last) and their dislikes."""
@@ -147,8 +180,18 @@ class Store:
         return [_text(i) for i in history], {_text(i) for i in disliked}
 
     async def popular(self, n: int) -> list[str]:
-        ids: Any = await self.redis.zrevrange(self.keys.popular, 0, n - 1)
-        return [_text(i) for i in ids]
+        """The `n` items with most positive feedback, counts summed over the shards.
+        Each shard's top `n` is read: an item outside every shard's top `n` could in
+        principle beat one inside, but users spread evenly, so their counts do too."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in self.keys.popular_keys:
+                pipe.zrevrange(key, 0, n - 1, withscores=True)
+            tops: list[Any] = await pipe.execute()
+        totals: dict[str, float] = {}
+        for top in tops:
+            for item, score in top:
+                totals[_text(item)] = totals.get(_text(item), 0.0) + float(score)
+        return sorted(totals, key=lambda i: (-totals[i], i))[:n]
 
     # -- run-time catalog ------------------------------------------------------------
     async def add_item(self, item: StoredItem) -> bool:
@@ -202,7 +245,7 @@ class Store:
         """Whether Redis answers within `timeout` (a health check must not hang)."""
         try:
             return bool(await asyncio.wait_for(self.redis.ping(), timeout))
-        except (TimeoutError, RedisError, OSError):
+        except (TimeoutError, RedisError, RedisClusterException, OSError):
             return False
 
     async def online(self) -> dict[str, dict[str, float]]:
@@ -222,20 +265,27 @@ class Store:
         }
 
     async def lag(self) -> dict[str, int]:
-        """Feedback stream length, the worker group's pending and lag, dead-lettered count."""
+        """Feedback streams' length, the worker group's pending and lag (summed over the
+        shards), dead-lettered count."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xlen(self.keys.feedback)
+            for stream in self.keys.streams:
+                pipe.xlen(stream)
             pipe.xlen(self.keys.dead_letter)
-            length, dead = await pipe.execute()
-        out = {"length": int(length), "dead": int(dead), "pending": 0, "lag": int(length)}
-        try:
-            groups: Any = await self.redis.xinfo_groups(self.keys.feedback)
-        except ResponseError:  # no stream or group yet
-            return out
-        for group in groups:
-            out["pending"] = int(group.get("pending", 0))
-            lag = group.get("lag")
-            out["lag"] = int(lag) if lag is not None else out["pending"]
+            *lengths, dead = await pipe.execute()
+        out = {"length": sum(map(int, lengths)), "dead": int(dead), "pending": 0, "lag": 0}
+        for stream, length in zip(self.keys.streams, lengths, strict=True):
+            try:
+                groups: Any = await self.redis.xinfo_groups(stream)
+            except ResponseError:  # no stream or group yet
+                out["lag"] += int(length)
+                continue
+            pending, lag = 0, int(length)
+            for group in groups:
+                pending = int(group.get("pending", 0))
+                behind = group.get("lag")
+                lag = int(behind) if behind is not None else pending
+            out["pending"] += pending
+            out["lag"] += lag
         return out
 
     # -- snapshots -------------------------------------------------------------------

@@ -10,8 +10,7 @@ import asyncio
 import logging
 import time
 
-from redis.exceptions import RedisError
-
+from service.redis_client import REDIS_ERRORS
 from service.serving import Serving
 from service.store import Store
 from service.watcher import raise_if_cancelled
@@ -34,7 +33,7 @@ class CatalogSync:
         while True:
             try:
                 await self._follow()
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 raise_if_cancelled()
                 log.warning("catalog sync lost Redis (%s); retrying in %.1f s", exc, backoff)
                 await asyncio.sleep(backoff)

@@ -10,10 +10,8 @@ import asyncio
 import contextlib
 import logging
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
 from model.snapshot import POINTER, SnapshotError, current_version
+from service.redis_client import REDIS_ERRORS, AsyncRedis
 from service.serving import Serving, SwapFailed
 
 log = logging.getLogger(__name__)
@@ -29,7 +27,7 @@ def raise_if_cancelled() -> None:
 
 
 class SnapshotWatcher:
-    def __init__(self, serving: Serving, client: aioredis.Redis, channel: str) -> None:
+    def __init__(self, serving: Serving, client: AsyncRedis, channel: str) -> None:
         self.serving = serving
         self.redis = client
         self.channel = channel
@@ -69,7 +67,7 @@ class SnapshotWatcher:
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
                             await self.check()
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 raise_if_cancelled()
                 log.warning("snapshot channel lost (%s); retrying in %.1f s", exc, backoff)
                 await asyncio.sleep(backoff)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import faulthandler
+import os
 import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -103,11 +104,43 @@ def tiny_dinov2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server of our own on a free port (never the one on 6379)."""
-    from xsmoe.redis_server import EmbeddedRedis
+    """A real Redis of our own on free ports (never the one on 6379): one server, or
+    with XSMOE_TEST_REDIS=cluster a 3-master Redis Cluster, or with
+    XSMOE_TEST_REDIS=sentinel a primary, a replica and 3 sentinels (the whole suite
+    then runs against that shape)."""
+    from xsmoe.redis_server import EmbeddedCluster, EmbeddedRedis, EmbeddedSentinels
 
-    with EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False) as server:
-        yield server.url
+    shape = os.environ.get("XSMOE_TEST_REDIS", "single")
+    root = tmp_path_factory.mktemp("redis")
+    if shape == "cluster":
+        with EmbeddedCluster(root) as cluster:
+            yield cluster.url
+    elif shape == "sentinel":
+        primary = EmbeddedRedis(root / "primary", persist=False)
+        follow = ("--replicaof", "127.0.0.1", str(primary.port))
+        replica = EmbeddedRedis(root / "replica", persist=False, extra=follow)
+        with primary, replica, EmbeddedSentinels(root / "sentinels", primary) as sentinels:
+            yield sentinels.url()
+    elif shape == "single":
+        with EmbeddedRedis(root, persist=False) as server:
+            yield server.url
+    else:
+        raise pytest.UsageError(f"XSMOE_TEST_REDIS={shape!r}: use single, sentinel or cluster")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A 3-master Redis Cluster of our own (for the tests that are about the cluster)."""
+    from xsmoe.redis_server import EmbeddedCluster
+
+    with EmbeddedCluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster.url
+
+
+def single_redis_only() -> pytest.MarkDecorator:
+    """For tests that start, stop or inspect one redis-server of their own."""
+    shape = os.environ.get("XSMOE_TEST_REDIS", "single")
+    return pytest.mark.skipif(shape != "single", reason=f"needs one redis-server, not {shape}")
 
 
 @pytest.fixture

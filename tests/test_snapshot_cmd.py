@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import pytest
-import redis
 
 from common.keys import Keys
 from model.snapshot import current_version
 from service.settings import ServiceSettings
 from tests.deployment import publish_snapshot
+from workers.redis_client import connect
 from xsmoe.cli import main
 
 
@@ -22,9 +22,7 @@ def test_list_promote_and_rollback_move_the_pointer_and_announce(
     assert "*  v000001" in listing and "   v000002" in listing
     assert main(["snapshot", "--snapshot-dir", str(root), "promote", "v000002"]) == 0
     assert current_version(root) == "v000002"
-    pointer = redis.Redis.from_url(settings.redis_url).get(
-        Keys(settings.redis_prefix).snapshot_pointer
-    )
+    pointer = connect(settings.redis_url).get(Keys(settings.redis_prefix).snapshot_pointer)
     assert pointer == b"v000002"
     assert main(["snapshot", "--snapshot-dir", str(root), "rollback", "v000001"]) == 0
     assert current_version(root) == "v000001"

@@ -7,22 +7,21 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import redis
-
 from common.items import StoredItem, stack_features
 from common.keys import Keys
 from model.features import FeatureStore, ModalityRows
+from workers.redis_client import SyncRedis
 
 log = logging.getLogger(__name__)
 
 
-def runtime_item_ids(client: redis.Redis, keys: Keys) -> set[str]:
+def runtime_item_ids(client: SyncRedis, keys: Keys) -> set[str]:
     """The ids of the items added at run time that Redis still holds."""
     members: Any = client.smembers(keys.items)
     return {m.decode() if isinstance(m, bytes) else m for m in members}
 
 
-def sync_runtime_items(client: redis.Redis, keys: Keys, store: FeatureStore) -> int:
+def sync_runtime_items(client: SyncRedis, keys: Keys, store: FeatureStore) -> int:
     """Append the run-time items the store lacks; returns how many were added."""
     missing = sorted(i for i in runtime_item_ids(client, keys) if i not in store)
     if not missing:
@@ -45,7 +44,7 @@ def sync_runtime_items(client: redis.Redis, keys: Keys, store: FeatureStore) -> 
     return len(added)
 
 
-def absorb_runtime_items(client: redis.Redis, keys: Keys, item_ids: list[str]) -> int:
+def absorb_runtime_items(client: SyncRedis, keys: Keys, item_ids: list[str]) -> int:
     """Forget run-time items the current snapshot now carries (idempotent)."""
     if not item_ids:
         return 0

@@ -8,10 +8,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from redis.exceptions import ResponseError
 
-from common.keys import Keys
+from common.keys import Keys, global_id, split_id
+from workers.redis_client import SyncRedis
 
 log = logging.getLogger(__name__)
 CLAIM_EVERY_S = 5.0
@@ -29,8 +29,8 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _entry(entry_id: Any, fields: Any) -> Entry:
-    sid = _text(entry_id)
+def _entry(entry_id: Any, fields: Any, shard: int) -> Entry:
+    sid = global_id(_text(entry_id), shard)
     if not fields:
         return Entry(sid, None)
     try:
@@ -40,13 +40,28 @@ def _entry(entry_id: Any, fields: Any) -> Entry:
     return Entry(sid, decoded, dict(fields))
 
 
-def _entries(raw: Any) -> list[Entry]:
-    return [_entry(entry_id, fields) for entry_id, fields in raw or []]
+def _entries(raw: Any, shard: int) -> list[Entry]:
+    return [_entry(entry_id, fields, shard) for entry_id, fields in raw or []]
+
+
+@dataclass
+class _Cursor:
+    """Where the reading of one shard's stream stands."""
+
+    pending_from: str | None = "0"  # re-read own pending entries first
+    claim_from: str = "0-0"
+    next_claim: float = 0.0
+
+
+IDLE_BLOCK_MS = 50  # with several shards, how long one idle read waits on one of them
 
 
 class FeedbackConsumer:
+    """Reads every shard's stream (a shard is a stream with its own hash tag, so on a
+    cluster each is one command to one master); ids handed out are global ids."""
+
     def __init__(
-        self, client: redis.Redis, keys: Keys, group: str, consumer: str, block_ms: int,
+        self, client: SyncRedis, keys: Keys, group: str, consumer: str, block_ms: int,
         claim_idle_ms: int, dead_letter_max: int = 100_000,
     ) -> None:  # fmt: skip
         self.redis = client
@@ -56,68 +71,89 @@ class FeedbackConsumer:
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
         self.dead_letter_max = dead_letter_max
-        self._pending_from: str | None = "0"  # re-read own pending entries first
-        self._claim_from = "0-0"
-        self._next_claim = 0.0
+        self._cursors = [_Cursor() for _ in range(keys.shards)]
+        self._turn = 0  # the shard an idle read waits on next
 
     def ensure_group(self) -> None:
-        """Create the group (from the stream's start: nothing posted before is missed)."""
+        """Create the group on every shard (from the stream's start: nothing posted
+        before is missed)."""
+        for stream in self.keys.streams:
+            self._ensure_group(stream)
+
+    def _ensure_group(self, stream: str) -> None:
         try:
-            self.redis.xgroup_create(self.keys.feedback, self.group, id="0", mkstream=True)
-            log.info("created consumer group %s on %s", self.group, self.keys.feedback)
+            self.redis.xgroup_create(stream, self.group, id="0", mkstream=True)
+            log.info("created consumer group %s on %s", self.group, stream)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
 
     def restart_pending(self) -> None:
         """Read own pending entries again from the start (after a failed window)."""
-        self._pending_from = "0"
+        for cursor in self._cursors:
+            cursor.pending_from = "0"
 
     def read(self, count: int) -> list[Entry]:
+        """Up to `count` entries: own pending, claimed and new ones from every shard;
+        waits (up to block_ms) only when no shard has anything."""
+        out: list[Entry] = []
+        for shard in range(self.keys.shards):
+            if len(out) >= count:
+                break
+            out += self._guarded(shard, count - len(out), block=None)
+        if out:
+            return out
+        if self.keys.shards == 1:
+            return self._guarded(0, count, self.block_ms)
+        self._turn = (self._turn + 1) % self.keys.shards
+        return self._guarded(self._turn, count, min(self.block_ms, IDLE_BLOCK_MS))
+
+    def _guarded(self, shard: int, count: int, block: int | None) -> list[Entry]:
         try:
-            return self._read(count)
+            return self._read(shard, count, block)
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             log.warning("consumer group missing (Redis restarted without data?): recreating")
-            self.ensure_group()
-            self._pending_from = "0"
+            self._ensure_group(self.keys.stream(shard))
+            self._cursors[shard].pending_from = "0"
             return []
 
-    def _read(self, count: int) -> list[Entry]:
-        stream = self.keys.feedback
-        if self._pending_from is not None:
+    def _read(self, shard: int, count: int, block: int | None) -> list[Entry]:
+        stream, cursor = self.keys.stream(shard), self._cursors[shard]
+        if cursor.pending_from is not None:
             raw: Any = self.redis.xreadgroup(
-                self.group, self.consumer, {stream: self._pending_from}, count=count
+                self.group, self.consumer, {stream: cursor.pending_from}, count=count
             )
-            entries = _entries(raw[0][1]) if raw else []
+            entries = _entries(raw[0][1], shard) if raw else []
             if not entries:
-                self._pending_from = None
+                cursor.pending_from = None
             else:
-                self._pending_from = entries[-1].stream_id
+                cursor.pending_from = split_id(entries[-1].stream_id)[0]
                 return entries
-        if time.monotonic() >= self._next_claim:
-            claimed = self._claim(count)
+        if time.monotonic() >= cursor.next_claim:
+            claimed = self._claim(shard, count)
             if claimed:
                 return claimed
         fresh: Any = self.redis.xreadgroup(
-            self.group, self.consumer, {stream: ">"}, count=count, block=self.block_ms
+            self.group, self.consumer, {stream: ">"}, count=count, block=block
         )
-        return _entries(fresh[0][1]) if fresh else []
+        return _entries(fresh[0][1], shard) if fresh else []
 
-    def _claim(self, count: int) -> list[Entry]:
+    def _claim(self, shard: int, count: int) -> list[Entry]:
+        cursor = self._cursors[shard]
         reply: Any = self.redis.xautoclaim(
-            self.keys.feedback,
+            self.keys.stream(shard),
             self.group,
             self.consumer,
             min_idle_time=self.claim_idle_ms,
-            start_id=self._claim_from,
+            start_id=cursor.claim_from,
             count=count,
         )
-        self._claim_from = _text(reply[0])
-        if self._claim_from == "0-0":
-            self._next_claim = time.monotonic() + CLAIM_EVERY_S
-        entries = _entries(reply[1])
+        cursor.claim_from = _text(reply[0])
+        if cursor.claim_from == "0-0":
+            cursor.next_claim = time.monotonic() + CLAIM_EVERY_S
+        entries = _entries(reply[1], shard)
         if entries:
             log.info("claimed %d entries idle > %d ms", len(entries), self.claim_idle_ms)
         deleted = reply[2] if len(reply) > 2 else []
@@ -126,8 +162,13 @@ class FeedbackConsumer:
         return entries
 
     def ack(self, stream_ids: list[str]) -> None:
-        for lo in range(0, len(stream_ids), 1000):
-            self.redis.xack(self.keys.feedback, self.group, *stream_ids[lo : lo + 1000])
+        by_shard: dict[int, list[str]] = {}
+        for gid in stream_ids:
+            sid, shard = split_id(gid)
+            by_shard.setdefault(shard, []).append(sid)
+        for shard, ids in sorted(by_shard.items()):
+            for lo in range(0, len(ids), 1000):
+                self.redis.xack(self.keys.stream(shard), self.group, *ids[lo : lo + 1000])
 
     def dead_letter(self, entries: list[Entry], reason: str) -> None:
         """Copy to the dead-letter stream, then ack (a crash duplicates, never loses)."""
@@ -146,8 +187,10 @@ class FeedbackConsumer:
 
     def trim(self) -> int:
         """Drop stream entries every consumer of the group is done with: those before
-        both the oldest pending entry and the next undelivered one."""
-        stream = self.keys.feedback
+        both the oldest pending entry and the next undelivered one (per shard)."""
+        return sum(self._trim(stream) for stream in self.keys.streams)
+
+    def _trim(self, stream: str) -> int:
         groups: Any = self.redis.xinfo_groups(stream)
         ours = [g for g in groups if _text(g["name"]) == self.group]
         if not ours:
@@ -158,20 +201,25 @@ class FeedbackConsumer:
             safe = min(safe, _text(summary["min"]), key=stream_order)
         removed = int(self.redis.xtrim(stream, minid=safe, approximate=False))
         if removed:
-            log.info("feedback stream: %d consumed entries trimmed (before %s)", removed, safe)
+            log.info("%s: %d consumed entries trimmed (before %s)", stream, removed, safe)
         return removed
 
     def pending_count(self) -> int:
-        info: Any = self.redis.xpending(self.keys.feedback, self.group)
-        return int(info["pending"] if isinstance(info, dict) else info[0])
+        total = 0
+        for stream in self.keys.streams:
+            info: Any = self.redis.xpending(stream, self.group)
+            total += int(info["pending"] if isinstance(info, dict) else info[0])
+        return total
 
 
-def stream_order(stream_id: str) -> tuple[int, int]:
-    """Sort key of a stream id (`<ms>-<seq>`): ids compare as numbers, not text."""
-    ms, _, seq = stream_id.partition("-")
-    return int(ms), int(seq or 0)
+def stream_order(stream_id: str) -> tuple[int, int, int]:
+    """Sort key of a (global) stream id, `<ms>-<seq>[@shard]`: ids compare as numbers,
+    not text; ids of several shards interleave by time."""
+    sid, shard = split_id(stream_id)
+    ms, _, seq = sid.partition("-")
+    return int(ms), int(seq or 0), shard
 
 
 def _next_id(stream_id: str) -> str:
-    ms, seq = stream_order(stream_id)
+    ms, seq, _ = stream_order(stream_id)
     return f"{ms}-{seq + 1}"

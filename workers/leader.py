@@ -14,8 +14,9 @@ import logging
 import threading
 import uuid
 
-import redis
 from redis.exceptions import RedisError
+
+from workers.redis_client import REDIS_ERRORS, SyncRedis
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ return 0
 
 
 class LeaderLock:
-    def __init__(self, client: redis.Redis, key: str, name: str, ttl_ms: int) -> None:
+    def __init__(self, client: SyncRedis, key: str, name: str, ttl_ms: int) -> None:
         self.redis = client
         self.key = key
         self.name = name
@@ -79,7 +80,7 @@ class LeaderLock:
     def renew(self) -> bool:
         try:
             self.held = bool(self._renew(keys=[self.key], args=[self.token, self.ttl_ms]))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             log.warning("leader lock not renewed: %s", exc)
             self.held = False
         return self.held

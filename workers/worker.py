@@ -23,13 +23,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from pydantic import ValidationError
-from redis.exceptions import RedisError
 
 from common import ledger
 from common.events import POSITIVE, FeedbackEvent, from_stream_fields
-from common.keys import Keys
+from common.redis_url import redacted
 from model.features import FeatureStore
 from model.item_tower import ItemTable
 from model.snapshot import (
@@ -42,9 +40,11 @@ from model.snapshot import (
     set_current,
 )
 from model.train import TrainingCancelled
+from workers import redis_client
 from workers.catalog import absorb_runtime_items, runtime_item_ids, sync_runtime_items
 from workers.consumer import Entry, FeedbackConsumer
 from workers.leader import LeaderLock
+from workers.redis_client import REDIS_ERRORS, SyncRedis
 from workers.settings import WorkerSettings
 from workers.trainer import WindowResult, train_and_gate, window_data
 from workers.window import WindowBuffer
@@ -73,12 +73,12 @@ class Unfinished:
 
 
 class Worker:
-    def __init__(self, settings: WorkerSettings, client: redis.Redis | None = None) -> None:
+    def __init__(self, settings: WorkerSettings, client: SyncRedis | None = None) -> None:
         self.settings = settings
         self.opts = settings.worker
         self.root = settings.snapshots
-        self.keys = Keys(settings.redis_prefix)
-        self.redis = client or redis.Redis.from_url(
+        self.keys = settings.keys
+        self.redis = client or redis_client.connect(
             settings.redis_url,
             socket_timeout=self.opts.block_ms / 1000 + 5,
             socket_connect_timeout=2,
@@ -111,14 +111,18 @@ class Worker:
         """Never exits on an error: logs it, backs off and goes on until stopped."""
         backoff = 0.1
         log.info(
-            "worker %s on %s, snapshots in %s", self.opts.consumer, self.keys.feedback, self.root
+            "worker %s on %d feedback shard(s) of %s, snapshots in %s",
+            self.opts.consumer,
+            self.keys.shards,
+            redacted(self.settings.redis_url),
+            self.root,
         )
         while not self.stop.is_set():
             try:
                 self.step()
                 backoff = 0.1
                 continue
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("Redis or disk unavailable (%s); retrying in %.1f s", exc, backoff)
             except SnapshotUnavailable as exc:
                 log.error("%s; events stay pending, retrying in %.1f s", exc, backoff)
@@ -200,7 +204,7 @@ class Worker:
             log.info("stopping: window %d abandoned mid-training (stays pending)", self.window_no)
             self._reset()
             return
-        except (RedisError, OSError):
+        except REDIS_ERRORS:
             raise
         except Exception as exc:
             self._failed(exc)

@@ -9,11 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import redis
-
-from common.keys import Keys
 from common.settings import Settings
 from model.snapshot import MANIFEST, SnapshotError, current_version, list_versions, set_current
+from workers import redis_client
 
 
 def register(commands: Any) -> None:
@@ -65,12 +63,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     previous = _current(root)
     set_current(root, args.version)
     try:
-        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
-        keys = Keys(settings.redis_prefix)
+        client = redis_client.connect(settings.redis_url, socket_connect_timeout=2)
+        keys = settings.keys
         client.set(keys.snapshot_pointer, args.version)
         client.publish(keys.snapshot_channel, args.version)
         told = "announced on Redis"
-    except redis.RedisError as exc:
+    except redis_client.REDIS_ERRORS as exc:
         told = f"not announced ({exc}); API replicas pick it up by polling"
     print(f"{args.action}: CURRENT {previous} -> {args.version}; {told}")  # noqa: T201
     return 0

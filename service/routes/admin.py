@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Depends
-from redis.exceptions import RedisError
 
 from model.snapshot import SnapshotError, current_version, list_versions, set_current
 from service.auth import require_admin
 from service.deps import RuntimeDep
 from service.errors import Conflict, NotFound
+from service.redis_client import REDIS_ERRORS
 from service.schemas import RollbackDone, RollbackRequest
 from service.serving import SwapFailed
 
@@ -41,7 +41,7 @@ async def rollback(body: RollbackRequest, runtime: RuntimeDep) -> RollbackDone:
         raise Conflict(f"version: {exc}") from exc
     try:
         await runtime.store.announce_snapshot(body.version)
-    except (RedisError, OSError) as exc:  # replicas still see the pointer by polling
+    except REDIS_ERRORS as exc:  # replicas still see the pointer by polling
         log.warning("rollback to %s not announced on Redis: %s", body.version, exc)
     log.info("rolled back from %s to %s", previous, body.version)
     return RollbackDone(version=body.version, previous=previous)

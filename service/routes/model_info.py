@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from redis.exceptions import RedisError
 
 from service.auth import require_read
 from service.deps import RuntimeDep, StateDep
+from service.redis_client import REDIS_ERRORS
 from service.schemas import ModelInfo
 
 router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(require_read)])
@@ -19,7 +19,7 @@ async def get_model(runtime: RuntimeDep, state: StateDep) -> ModelInfo:
     catalog = state.retriever.catalog
     try:
         online = await runtime.store.online()
-    except (RedisError, OSError):
+    except REDIS_ERRORS:
         online = {}
     return ModelInfo(
         version=state.version,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
-from redis.exceptions import RedisError
 
 from common.events import Identifier
 from service.auth import require_read
 from service.deps import Runtime, RuntimeDep, StateDep
+from service.redis_client import REDIS_ERRORS
 from service.schemas import MAX_K, RecommendationList, RecommendRequest, ScoredItem
 from service.state import ServingState
 
@@ -29,7 +29,7 @@ async def recommend(
             history, disliked = await runtime.store.user_state(
                 request.user_id, runtime.settings.api.max_history
             )
-        except (RedisError, OSError):
+        except REDIS_ERRORS:
             warnings.append("stored history unavailable (Redis unreachable): used item_ids only")
     history += request.item_ids
     retriever = state.retriever

@@ -8,12 +8,12 @@ from collections import Counter
 
 import httpx
 import pytest
-import redis
 
 from common.keys import Keys
 from service.settings import ServiceSettings
 from tests.deployment import WRITE_KEY, publish_snapshot
 from tests.e2e.conftest import Launcher
+from workers.redis_client import connect
 from xsmoe.client import ApiError, Client
 
 pytestmark = pytest.mark.slow
@@ -68,9 +68,7 @@ def test_a_snapshot_published_under_load_is_served_within_2s_with_no_failed_requ
     time.sleep(1.0)
     version = publish_snapshot(settings.snapshots, settings, seed=7, experts=2)
     published = time.monotonic()
-    redis.Redis.from_url(settings.redis_url).publish(
-        Keys(settings.redis_prefix).snapshot_channel, version
-    )
+    connect(settings.redis_url).publish(Keys(settings.redis_prefix).snapshot_channel, version)
     deadline = published + 10
     while time.monotonic() < deadline and not any(v == version for _, v in versions[-50:]):
         time.sleep(0.01)

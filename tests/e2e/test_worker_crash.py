@@ -13,7 +13,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
 from common import ledger
@@ -21,6 +20,7 @@ from common.keys import Keys
 from service.app import create_app
 from service.settings import ServiceSettings
 from tests.deployment import WRITE_KEY, planted_events, worker_env, worker_settings_for
+from workers.redis_client import connect
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def test_sigkill_during_training_and_after_commit_loses_and_repeats_nothing(
 ) -> None:
     root = settings.snapshots
     keys = Keys(settings.redis_prefix)
-    db = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    db = connect(settings.redis_url, decode_responses=True)
     accepted: list[str] = []
     with TestClient(create_app(settings)) as client:
         for seed in range(3):

@@ -4,6 +4,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 
 from tests.deployment import ITEM_IDS, WRITE_KEY
+from workers.redis_client import connect
 
 W = {"X-API-Key": WRITE_KEY}
 
@@ -65,7 +66,6 @@ def test_dislike_removes_an_item_without_extending_the_history(client: TestClien
 
 
 def test_repeated_event_id_is_accepted_once(client: TestClient, redis_url: str) -> None:
-    import redis
 
     event = {"event_id": "dup-1", "user_id": "u3", "item_id": "m7", "type": "like"}
     one = client.post("/v1/feedback", json=event, headers=W).json()
@@ -74,20 +74,19 @@ def test_repeated_event_id_is_accepted_once(client: TestClient, redis_url: str) 
     assert two["accepted"] == 0 and two["duplicates"] == 2
     assert {e["stream_id"] for e in two["events"]} == {one["events"][0]["stream_id"]}
     prefix = client.app.state.runtime.keys  # type: ignore[attr-defined]
-    r = redis.Redis.from_url(redis_url)
+    r = connect(redis_url)
     assert r.lrange(prefix.history("u3"), 0, -1) == [b"m7"]
     entries = r.xrange(prefix.feedback)
     assert [e[1][b"event_id"] for e in entries] == [b"dup-1"]
 
 
 def test_batch_feedback_appends_every_event_in_order(client: TestClient, redis_url: str) -> None:
-    import redis
 
     events = [{"user_id": "u4", "item_id": f"m{i}", "ts": 1000.0 + i} for i in range(30)]
     r = client.post("/v1/feedback", json={"events": events}, headers=W)
     assert r.status_code == 202 and r.json()["accepted"] == 30
     keys = client.app.state.runtime.keys  # type: ignore[attr-defined]
-    db = redis.Redis.from_url(redis_url, decode_responses=True)
+    db = connect(redis_url, decode_responses=True)
     stream = db.xrange(keys.feedback)
     assert [e[1]["item_id"] for e in stream] == [f"m{i}" for i in range(30)]
     assert all(len(e[1]["event_id"]) == 32 for e in stream)  # server-assigned ids
@@ -98,4 +97,4 @@ def test_batch_feedback_appends_every_event_in_order(client: TestClient, redis_u
         f"m{i}" for i in range(30)
     }
     # Popularity counts only positive feedback.
-    assert np.isclose(float(db.zscore(keys.popular, "m3") or 0), 1.0)
+    assert np.isclose(float(db.zscore(keys.popular_of(keys.shard("u4")), "m3") or 0), 1.0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-import redis
 from fastapi.testclient import TestClient
 
 from common import ledger
@@ -13,6 +12,7 @@ from common.keys import Keys
 from service.app import create_app
 from service.settings import ServiceSettings
 from tests.deployment import WRITE_KEY, planted_events, worker_settings_for
+from workers.redis_client import connect
 from workers.worker import Worker
 
 W = {"X-API-Key": WRITE_KEY}
@@ -22,7 +22,7 @@ def test_only_client_event_ids_leave_a_marker_and_user_state_expires(
     client: TestClient, settings: ServiceSettings
 ) -> None:
     keys = Keys(settings.redis_prefix)
-    db = redis.Redis.from_url(settings.redis_url)
+    db = connect(settings.redis_url)
     events = [
         {"user_id": "ttl-user", "item_id": "m1"},  # no event id: the server makes one
         {"user_id": "ttl-user", "item_id": "m2", "event_id": "given-1"},
@@ -30,8 +30,8 @@ def test_only_client_event_ids_leave_a_marker_and_user_state_expires(
     ]
     r = client.post("/v1/feedback", json={"events": events}, headers=W)
     assert r.status_code == 202 and r.json()["accepted"] == 3
-    markers = list(db.scan_iter(match=f"{keys.prefix}:evt:*"))
-    assert markers == [keys.event("given-1").encode()]
+    markers = list(db.scan_iter(match=f"{keys.prefix}:*:evt:*"))
+    assert markers == [keys.event("given-1", "ttl-user").encode()]
     assert 0 < db.ttl(markers[0]) <= settings.serving.event_ttl_seconds == 86400
     for key in (keys.history("ttl-user"), keys.disliked("ttl-user")):
         assert 0 < db.ttl(key) <= settings.serving.user_ttl_seconds
@@ -43,7 +43,7 @@ def test_run_time_items_leave_redis_and_memory_once_a_snapshot_carries_them(
     settings: ServiceSettings,
 ) -> None:
     keys = Keys(settings.redis_prefix)
-    db = redis.Redis.from_url(settings.redis_url)
+    db = connect(settings.redis_url)
     with TestClient(create_app(settings)) as client:
         r = client.post("/v1/items", json={"item_id": "late", "text": "a new film"}, headers=W)
         assert r.status_code == 201

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-import redis
 from fastapi.testclient import TestClient
 
 from common.keys import Keys
@@ -18,6 +17,7 @@ from service.app import create_app
 from service.settings import ServiceSettings, ServingSettings
 from tests.deployment import ADMIN_KEY, WRITE_KEY, publish_snapshot
 from tests.model.tamper import rewrite_snapshot_file
+from workers.redis_client import connect
 
 W, A = {"X-API-Key": WRITE_KEY}, {"X-API-Key": ADMIN_KEY}
 
@@ -112,9 +112,7 @@ def test_pubsub_announcement_swaps_without_waiting_for_the_poll(
         assert _version(client) == "v000001"
         time.sleep(0.3)  # let the subscriber connect
         version = publish_snapshot(settings.snapshots, settings, seed=5)
-        redis.Redis.from_url(settings.redis_url).publish(
-            Keys(settings.redis_prefix).snapshot_channel, version
-        )
+        connect(settings.redis_url).publish(Keys(settings.redis_prefix).snapshot_channel, version)
         took = wait_for(lambda: _version(client) == version, timeout=20)
         assert took < 30  # far below the 60 s poll (not a timing assertion: a liveness one)
 

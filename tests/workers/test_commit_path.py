@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from common import ledger
 from common.events import FeedbackEvent, stream_fields
@@ -22,6 +21,7 @@ from service.settings import ServiceSettings
 from tests.deployment import planted_events, worker_settings_for
 from workers import worker as worker_module
 from workers.leader import LeaderLock
+from workers.redis_client import connect
 from workers.worker import SnapshotUnavailable, Worker
 from xsmoe.redis_server import EmbeddedRedis
 
@@ -34,7 +34,7 @@ def wait_for(check: Callable[[], object], timeout: float = 60.0) -> None:
 
 
 def post(url: str, prefix: str, events: list[dict[str, str]]) -> None:
-    r = redis.Redis.from_url(url)
+    r = connect(url)
     for e in events:
         r.xadd(Keys(prefix).feedback, stream_fields(FeedbackEvent.model_validate(e)))  # type: ignore[arg-type]
     r.close()
@@ -107,7 +107,7 @@ def test_redis_lost_between_the_commit_point_and_the_ack_trains_nothing_twice(
         assert len(trained[0]) == len(trained[1]) == 120 and not trained[0] & trained[1]
         assert worker.consumer.pending_count() == 0
         assert current_version(root) == records[1]["version"]
-        db = redis.Redis.from_url(own.redis_url)
+        db = connect(own.redis_url)
         assert db.xlen(Keys(own.redis_prefix).dead_letter) == 0
         assert db.xlen(Keys(own.redis_prefix).feedback) == 0  # consumed entries trimmed
     finally:
@@ -119,7 +119,7 @@ def test_a_poison_entry_is_dead_lettered_and_the_worker_goes_on(
     settings: ServiceSettings,
 ) -> None:
     keys = Keys(settings.redis_prefix)
-    db = redis.Redis.from_url(settings.redis_url)
+    db = connect(settings.redis_url)
     db.xadd(keys.feedback, {b"user_id": b"\xff\xfeu", b"item_id": b"m1", b"type": b"click"})
     post(settings.redis_url, settings.redis_prefix, planted_events(n_users=12, length=10))
     worker = Worker(worker_settings_for(settings, window_events=120, epsilon=1.0))
@@ -197,7 +197,7 @@ def test_failures_spread_over_windows_never_dead_letter(
             planted_events(n_users=12, length=10, seed=window),
         )
         steps_until(worker, lambda w=window: ledger.finished(settings.snapshots) == w)  # type: ignore[misc]
-    db = redis.Redis.from_url(settings.redis_url)
+    db = connect(settings.redis_url)
     assert db.xlen(Keys(settings.redis_prefix).dead_letter) == 0
     assert [r["events"] for r in ledger.records(settings.snapshots)] == [120, 120, 120]
     assert calls["n"] == 6
@@ -215,7 +215,7 @@ def test_an_unreadable_current_snapshot_leaves_events_pending(
 ) -> None:
     root = settings.snapshots
     keys = Keys(settings.redis_prefix)
-    db = redis.Redis.from_url(settings.redis_url)
+    db = connect(settings.redis_url)
     _corrupt_copy(root, "v000001", "v000002")
     set_current(root, "v000002")
     post(settings.redis_url, settings.redis_prefix, planted_events(n_users=12, length=10))
@@ -234,7 +234,7 @@ def test_a_bad_current_while_feedback_flows_trains_on_the_last_good_snapshot(
     settings: ServiceSettings,
 ) -> None:
     root = settings.snapshots
-    db = redis.Redis.from_url(settings.redis_url)
+    db = connect(settings.redis_url)
     worker = Worker(worker_settings_for(settings, window_events=120, epsilon=1.0, max_failures=1))
     post(settings.redis_url, settings.redis_prefix, planted_events(n_users=12, length=10))
     steps_until(worker, lambda: ledger.finished(root) == 0)
@@ -256,7 +256,7 @@ def test_a_bad_current_while_feedback_flows_trains_on_the_last_good_snapshot(
 
 
 def test_a_restarted_worker_takes_its_own_lock_back_at_once(settings: ServiceSettings) -> None:
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect(settings.redis_url)
     keys = Keys(settings.redis_prefix)
     old = LeaderLock(client, keys.leader, "w1", ttl_ms=60_000)
     assert old.acquire()
@@ -277,7 +277,7 @@ def test_a_restarted_worker_takes_its_own_lock_back_at_once(settings: ServiceSet
 def test_retention_bounds_redis_and_the_ledger(settings: ServiceSettings) -> None:
     root = settings.snapshots
     keys = Keys(settings.redis_prefix)
-    db = redis.Redis.from_url(settings.redis_url)
+    db = connect(settings.redis_url)
     opts = {"window_events": 60, "epsilon": 1.0, "keep": 2, "ledger_lines": 10}
     worker = Worker(worker_settings_for(settings, **opts, window_details=3))
     for window in range(12):

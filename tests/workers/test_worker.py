@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
 from common import ledger
@@ -19,6 +18,7 @@ from service.app import create_app
 from service.settings import ServiceSettings
 from tests.deployment import WRITE_KEY, planted_events, worker_settings_for
 from workers.leader import LeaderLock
+from workers.redis_client import connect
 from workers.worker import Worker
 
 W = {"X-API-Key": WRITE_KEY}
@@ -81,7 +81,7 @@ def test_malformed_events_are_dead_lettered_and_acked(
     settings: ServiceSettings, running: Worker
 ) -> None:
     keys = Keys(settings.redis_prefix)
-    r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    r = connect(settings.redis_url, decode_responses=True)
     r.xadd(keys.feedback, {"user_id": "u", "type": "zap"})  # no item, bad type
     wait_for(lambda: r.xlen(keys.dead_letter) == 1, timeout=20)
     dead = r.xrange(keys.dead_letter)[0][1]
@@ -90,7 +90,7 @@ def test_malformed_events_are_dead_lettered_and_acked(
 
 
 def test_only_one_worker_leads(settings: ServiceSettings) -> None:
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect(settings.redis_url)
     key = Keys(settings.redis_prefix).leader
     first = LeaderLock(client, key, "a", ttl_ms=1000)
     second = LeaderLock(client, key, "b", ttl_ms=1000)
@@ -121,7 +121,7 @@ def test_a_redis_restart_is_survived(settings: ServiceSettings, tmp_path: Path) 
         server.stop()
         time.sleep(1.0)  # the worker sees connection errors and backs off
         server = EmbeddedRedis(tmp_path / "redis", port=server.port, persist=True).start()
-        r = redis.Redis.from_url(server.url, decode_responses=True)
+        r = connect(server.url, decode_responses=True)
         from common.events import FeedbackEvent, stream_fields
 
         for e in planted_events(n_users=12, length=10, seed=3):
