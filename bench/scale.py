@@ -1,8 +1,9 @@
 """Scaling benchmark: feedback events/s with 1, 2 and 4 API processes.
 
 Each API process is a real replica (`xsmoe serve` on its own port), all sharing
-(a) one embedded redis-server and (b) a local 3-master Redis Cluster, when
-xsmoe.redis_server offers one. The load is batched feedback, BATCH events per
+(a) one embedded redis-server (XSMOE_REDIS_SHARDS=1, the default) and (b) a local
+3-master Redis Cluster (xsmoe.redis_server.EmbeddedCluster) with the feedback
+streams and user keys over CLUSTER_SHARDS hash-tag shards. The load is batched feedback, BATCH events per
 POST, every request distinct: new event ids, users drawn Zipf-like from a large
 population, items uniformly from the snapshot's item ids, the event types in the
 proportions the soak bench uses. CONNECTIONS keep-alive connections (fixed, so
@@ -49,7 +50,7 @@ from common.events import FeedbackEvent
 from common.keys import Keys
 from common.settings import Settings
 from model.snapshot import set_current
-from xsmoe.redis_server import EmbeddedRedis, free_port
+from xsmoe.redis_server import EmbeddedCluster, EmbeddedRedis, free_port
 
 log = logging.getLogger("bench.scale")
 DURATION_S = float(os.environ.get("BENCH_SECONDS", "10"))
@@ -61,6 +62,9 @@ FLOOR_INFLIGHT = 8
 USERS = 50_000
 KINDS = ["click", "view", "purchase", "like", "dislike"]
 KIND_P = [0.6, 0.2, 0.08, 0.08, 0.04]
+# The cluster's user keys and streams spread over this many hash-tag shards (a few
+# per master, so crc32 % shards puts load on every master); one Redis: the default 1.
+CLUSTER_SHARDS = int(os.environ.get("BENCH_SCALE_SHARDS", "12"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -70,6 +74,7 @@ class Target:
 
     name: str
     url: str
+    shards: int  # XSMOE_REDIS_SHARDS: feedback streams and user keys spread over this many
     pids: list[int]
     flush: Callable[[], object]
 
@@ -77,6 +82,7 @@ class Target:
 @dataclass
 class Phase:
     redis: str
+    shards: int
     processes: int
     connections: int
     seconds: float
@@ -87,6 +93,7 @@ class Phase:
     p50_ms: float
     p99_ms: float
     cores: dict[str, float] = field(default_factory=dict)  # CPU used, in cores
+    redis_nodes: list[float] = field(default_factory=list)  # CPU of each Redis server
 
 
 class EventSource:
@@ -214,6 +221,7 @@ def measure(target: Target, n: int, root: Path, work: Path, items: list[str]) ->
     env = {
         "XSMOE_REDIS_URL": target.url,
         "XSMOE_REDIS_PREFIX": "scale",
+        "XSMOE_REDIS_SHARDS": str(target.shards),
         "XSMOE_SNAPSHOT_DIR": str(root),
         "XSMOE_DATA_DIR": str(work / "data"),
         "XSMOE_TORCH_THREADS": "1",
@@ -226,6 +234,7 @@ def measure(target: Target, n: int, root: Path, work: Path, items: list[str]) ->
         asyncio.run(drive(ports, sources, WARM_S))
         parties = {"api": pids, "redis": target.pids}
         before = {k: sum(cpu_seconds(p) for p in v) for k, v in parties.items()}
+        nodes_before = [cpu_seconds(p) for p in target.pids]
         client_before, machine_before = own_cpu_seconds(), machine_busy_seconds()
         latencies, events, errors, elapsed = asyncio.run(drive(ports, sources, DURATION_S))
         cores = {
@@ -233,9 +242,13 @@ def measure(target: Target, n: int, root: Path, work: Path, items: list[str]) ->
         }
         cores["load generator"] = (own_cpu_seconds() - client_before) / elapsed
         cores["other"] = (machine_busy_seconds() - machine_before) / elapsed - sum(cores.values())
+        nodes = [
+            (cpu_seconds(p) - b) / elapsed for p, b in zip(target.pids, nodes_before, strict=True)
+        ]
     lat = np.asarray(latencies)
     return Phase(
         target.name,
+        target.shards,
         n,
         CONNECTIONS,
         elapsed,
@@ -246,27 +259,34 @@ def measure(target: Target, n: int, root: Path, work: Path, items: list[str]) ->
         float(np.percentile(lat, 50)),
         float(np.percentile(lat, 99)),
         cores,
+        nodes,
     )
 
 
 async def store_floor(target: Target, items: list[str]) -> Phase:
     """The product's Store.append_feedback in this process: validation and Lua, no HTTP."""
+    from service.redis_client import connect
     from service.store import Store
 
     target.flush()
-    client = _async_client(target.url)
-    store = Store(client, Keys("scale-floor"))
+    client = connect(target.url, socket_timeout=5, socket_connect_timeout=2)
+    store = Store(client, Keys("scale-floor", target.shards))
     sources = [EventSource(items, f"floor-{target.name}-{c}", c) for c in range(FLOOR_INFLIGHT)]
     latencies: list[float] = []
-    events = 0
+    events = errors = 0
 
     async def feeder(source: EventSource, seconds: float, record: bool) -> None:
-        nonlocal events
+        nonlocal events, errors
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline:
             batch = [FeedbackEvent.model_validate(e) for e in source.events()]
             began = time.perf_counter()
-            accepted = await store.append_feedback(batch, 200, 86400, 30 * 86400)
+            try:
+                accepted = await store.append_feedback(batch, 200, 86400, 30 * 86400)
+            except Exception as exc:  # counted and shown, as the HTTP rows count non-202s
+                log.warning("floor: append_feedback failed: %r", exc)
+                errors += record
+                continue
             if record:
                 latencies.append((time.perf_counter() - began) * 1e3)
                 events += len(accepted)
@@ -289,23 +309,18 @@ async def store_floor(target: Target, items: list[str]) -> Phase:
     lat = np.asarray(latencies)
     return Phase(
         target.name,
+        target.shards,
         0,
         FLOOR_INFLIGHT,
         elapsed,
         len(lat),
         events,
-        0,
+        errors,
         events / elapsed,
         float(np.percentile(lat, 50)),
         float(np.percentile(lat, 99)),
         cores,
     )
-
-
-def _async_client(url: str) -> Any:
-    import redis.asyncio as aioredis
-
-    return aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
 
 
 @contextlib.contextmanager
@@ -314,36 +329,26 @@ def single_redis(work: Path) -> Iterator[Target]:
         assert server.process is not None
         client = redis.Redis.from_url(server.url)
         try:
-            yield Target("single", server.url, [server.process.pid], client.flushall)
+            yield Target("single", server.url, 1, [server.process.pid], client.flushall)
         finally:
             client.close()
-
-
-def cluster_available() -> bool:
-    import xsmoe.redis_server
-
-    return hasattr(xsmoe.redis_server, "EmbeddedCluster")
 
 
 @contextlib.contextmanager
 def redis_cluster(work: Path) -> Iterator[Target]:
-    from xsmoe.redis_server import EmbeddedCluster  # type: ignore[attr-defined]
-
     with EmbeddedCluster(work / "cluster", masters=3) as cluster:
-        pids = [int(p.pid) for p in _cluster_processes(cluster)]
-        client = redis.RedisCluster.from_url(cluster.url.replace("redis+cluster://", "redis://"))
+        pids = [n.process.pid for n in cluster.nodes if n.process is not None]
+        clients = [redis.Redis(port=n.port) for n in cluster.nodes]
 
         def flush() -> None:
-            client.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
+            for client in clients:  # FLUSHALL is per node: every primary
+                client.flushall()
 
         try:
-            yield Target("cluster", cluster.url, pids, flush)
+            yield Target("cluster", cluster.url, CLUSTER_SHARDS, pids, flush)
         finally:
-            client.close()
-
-
-def _cluster_processes(cluster: Any) -> list[subprocess.Popen[bytes]]:
-    return [p for p in getattr(cluster, "processes", []) if p is not None]
+            for client in clients:
+                client.close()
 
 
 def _cores(c: dict[str, float]) -> str:
@@ -369,7 +374,8 @@ def report(phases: list[Phase], floors: dict[str, Phase]) -> dict[str, Any]:
         print(
             f"| {name} | floor: Store in-process, {FLOOR_INFLIGHT} in flight "
             f"| {floor.events_per_s:,.0f} | {floor.requests / floor.seconds:,.0f} "
-            f"| {floor.p50_ms:.2f} | {floor.p99_ms:.2f} | - | - | 1.00 | {_cores(floor.cores)} |"
+            f"| {floor.p50_ms:.2f} | {floor.p99_ms:.2f} | {floor.errors} | - | 1.00 "
+            f"| {_cores(floor.cores)} |"
         )
         ones = [p for p in phases if p.redis == name and p.processes == 1]
         for p in (p for p in phases if p.redis == name):
@@ -399,6 +405,14 @@ def report(phases: list[Phase], floors: dict[str, Phase]) -> dict[str, Any]:
             f"{per_event_redis:.0f} us per event (floor), so Redis alone saturates one "
             f"core at about {1e6 / per_event_redis:,.0f} events/s."
         )
+        if len(one.redis_nodes) > 1:
+            split = ", ".join(
+                f"{p.processes}: " + "/".join(f"{c:.2f}" for c in p.redis_nodes) for p in rows
+            )
+            print(
+                f"{name}: CPU of each master by API processes ({split}); "
+                f"{one.shards} shards over {len(one.redis_nodes)} masters"
+            )
         if max(busy) >= 0.85 * cores:
             print(
                 f"{name}: the machine was busy {min(busy):.2f}-{max(busy):.2f} of {cores} "
@@ -434,11 +448,7 @@ def main() -> int:
     set_current(root, base_version)
     items = [str(i) for i in json.loads((root / base_version / "items.json").read_text())]
 
-    targets: list[Callable[[Path], contextlib.AbstractContextManager[Target]]] = [single_redis]
-    if cluster_available():
-        targets.append(redis_cluster)
-    else:
-        print("cluster: not measured (xsmoe.redis_server has no EmbeddedCluster yet)")
+    targets = [single_redis, redis_cluster]
     phases: list[Phase] = []
     floors: dict[str, Phase] = {}
     try:
@@ -453,7 +463,6 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = report(phases, floors)
-    result["cluster_measured"] = "cluster" in floors
     out = Path("var/bench")
     out.mkdir(parents=True, exist_ok=True)
     (out / "scale.json").write_text(json.dumps(result, indent=2))
