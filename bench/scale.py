@@ -3,11 +3,12 @@
 Each API process is a real replica (`xsmoe serve` on its own port), all sharing
 (a) one embedded redis-server (XSMOE_REDIS_SHARDS=1, the default) and (b) a local
 3-master Redis Cluster (xsmoe.redis_server.EmbeddedCluster) with the feedback
-streams and user keys over CLUSTER_SHARDS hash-tag shards. The load is batched feedback, BATCH events per
-POST, every request distinct: new event ids, users drawn Zipf-like from a large
-population, items uniformly from the snapshot's item ids, the event types in the
-proportions the soak bench uses. CONNECTIONS keep-alive connections (fixed, so
-only the number of processes changes) are spread round-robin over the replicas.
+streams and user keys over CLUSTER_SHARDS hash-tag shards. The load is batched
+feedback, BATCH events per POST, every request distinct: new event ids, users drawn
+Zipf-like from a large population, items uniformly from the snapshot's item ids,
+the event types in the proportions the soak bench uses. CONNECTIONS keep-alive
+connections (fixed, so only the number of processes changes) are spread
+round-robin over the replicas.
 
 Each configuration: fresh Redis contents, the replicas started, WARM_S of load,
 then DURATION_S measured. Printed per configuration: events/s, median and p99
@@ -94,6 +95,7 @@ class Phase:
     p99_ms: float
     cores: dict[str, float] = field(default_factory=dict)  # CPU used, in cores
     redis_nodes: list[float] = field(default_factory=list)  # CPU of each Redis server
+    warmup_errors: int = 0  # failures while warming up (first connections), not measured
 
 
 class EventSource:
@@ -231,7 +233,7 @@ def measure(target: Target, n: int, root: Path, work: Path, items: list[str]) ->
         ports, pids = list(running), list(running.values())
         tag = f"{target.name}-{n}"
         sources = [EventSource(items, f"{tag}-{c}", seed=c) for c in range(CONNECTIONS)]
-        asyncio.run(drive(ports, sources, WARM_S))
+        warm_errors = asyncio.run(drive(ports, sources, WARM_S))[2]
         parties = {"api": pids, "redis": target.pids}
         before = {k: sum(cpu_seconds(p) for p in v) for k, v in parties.items()}
         nodes_before = [cpu_seconds(p) for p in target.pids]
@@ -260,6 +262,7 @@ def measure(target: Target, n: int, root: Path, work: Path, items: list[str]) ->
         float(np.percentile(lat, 99)),
         cores,
         nodes,
+        warm_errors,
     )
 
 
@@ -273,10 +276,10 @@ async def store_floor(target: Target, items: list[str]) -> Phase:
     store = Store(client, Keys("scale-floor", target.shards))
     sources = [EventSource(items, f"floor-{target.name}-{c}", c) for c in range(FLOOR_INFLIGHT)]
     latencies: list[float] = []
-    events = errors = 0
+    events = errors = warm_errors = 0
 
     async def feeder(source: EventSource, seconds: float, record: bool) -> None:
-        nonlocal events, errors
+        nonlocal events, errors, warm_errors
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline:
             batch = [FeedbackEvent.model_validate(e) for e in source.events()]
@@ -286,6 +289,7 @@ async def store_floor(target: Target, items: list[str]) -> Phase:
             except Exception as exc:  # counted and shown, as the HTTP rows count non-202s
                 log.warning("floor: append_feedback failed: %r", exc)
                 errors += record
+                warm_errors += not record
                 continue
             if record:
                 latencies.append((time.perf_counter() - began) * 1e3)
@@ -320,6 +324,7 @@ async def store_floor(target: Target, items: list[str]) -> Phase:
         float(np.percentile(lat, 50)),
         float(np.percentile(lat, 99)),
         cores,
+        warmup_errors=warm_errors,
     )
 
 
@@ -387,6 +392,13 @@ def report(phases: list[Phase], floors: dict[str, Phase]) -> dict[str, Any]:
                 f"| {p.errors} | {ratio:.2f} | {p.events_per_s / floor.events_per_s:.2f} "
                 f"| {_cores(p.cores)} |"
             )
+    warm = {f"{p.redis} {p.processes or 'floor'}": p.warmup_errors for p in phases}
+    warm |= {f"{name} floor": f.warmup_errors for name, f in floors.items()}
+    failed = {k: v for k, v in warm.items() if v}
+    print(
+        "failed requests during warm-up (not in the rows): "
+        + (", ".join(f"{k}: {v}" for k, v in failed.items()) if failed else "none")
+    )
     print()
     print(
         "CPU cores: what each party used during the measured phase, from /proc; "
