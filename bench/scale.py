@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,12 +43,13 @@ from typing import Any
 import httpx
 import numpy as np
 import redis
+from redis.crc import key_slot
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
 from bench._rawhttp import Connection, HttpError
 from bench.serve import ensure_snapshot
-from common.events import FeedbackEvent
+from common.events import POSITIVE, FeedbackEvent
 from common.keys import Keys
 from common.settings import Settings
 from model.snapshot import set_current
@@ -60,6 +62,7 @@ BATCH = 50
 CONNECTIONS = int(os.environ.get("BENCH_SCALE_CONNECTIONS", "8"))
 PROCESSES = (1, 2, 4)
 FLOOR_INFLIGHT = 8
+RAW_PIPELINE = 20  # batches per pipeline in the Redis-alone floor
 USERS = 50_000
 KINDS = ["click", "view", "purchase", "like", "dislike"]
 KIND_P = [0.6, 0.2, 0.08, 0.08, 0.04]
@@ -78,6 +81,7 @@ class Target:
     shards: int  # XSMOE_REDIS_SHARDS: feedback streams and user keys spread over this many
     pids: list[int]
     flush: Callable[[], object]
+    ports: list[int]  # of its data nodes (127.0.0.1)
 
 
 @dataclass
@@ -328,13 +332,107 @@ async def store_floor(target: Target, items: list[str]) -> Phase:
     )
 
 
+def redis_floor(target: Target, items: list[str]) -> Phase:
+    """What Redis alone does: the product's feedback Lua, EVALSHA pipelined
+    RAW_PIPELINE batches deep to each data node, the next pipeline built while the
+    last one runs. The keys and arguments are laid out as Store._append_shard lays
+    them out (one call per shard a batch touches)."""
+    from service.store import _FEEDBACK  # the script itself, not a copy of it
+
+    target.flush()
+    keys = Keys("scale-raw", target.shards)
+    clients = [redis.Redis(port=port, socket_timeout=30) for port in target.ports]
+    sha = clients[0].script_load(_FEEDBACK)
+    for client in clients[1:]:
+        client.script_load(_FEEDBACK)
+    node_of = _node_of_shard(keys, clients)
+    source = EventSource(items, f"raw-{target.name}", 99)
+
+    def plan() -> tuple[list[list[tuple[list[str], list[str | int]]]], int]:
+        calls: list[list[tuple[list[str], list[str | int]]]] = [[] for _ in clients]
+        for _ in range(RAW_PIPELINE):
+            by_shard: dict[int, list[dict[str, str]]] = {}
+            for e in source.events():
+                by_shard.setdefault(keys.shard(e["user_id"]), []).append(e)
+            now = repr(time.time())
+            for shard, events in by_shard.items():
+                names = [keys.stream(shard), keys.popular_of(shard)]
+                args: list[str | int] = [200, 86400, 30 * 86400]
+                for e in events:
+                    user = e["user_id"]
+                    names += [keys.event(e["event_id"], user), keys.history(user)]
+                    names.append(keys.disliked(user))
+                    positive = "1" if e["type"] in POSITIVE else "0"
+                    args += [e["event_id"], user, e["item_id"], e["type"], now, now, positive, "1"]
+                calls[node_of[shard]].append((names, args))
+        return calls, RAW_PIPELINE * BATCH
+
+    def send(node: int, calls: list[tuple[list[str], list[str | int]]]) -> None:
+        pipe = clients[node].pipeline(transaction=False)
+        for names, args in calls:
+            pipe.evalsha(sha, len(names), *names, *args)
+        pipe.execute()
+
+    def run(seconds: float, pool: ThreadPoolExecutor) -> tuple[int, float]:
+        events, deadline = 0, time.perf_counter() + seconds
+        began = time.perf_counter()
+        calls, n = plan()
+        while time.perf_counter() < deadline:
+            running = [pool.submit(send, i, c) for i, c in enumerate(calls) if c]
+            calls_next, n_next = plan()  # built while Redis works on the last
+            for future in running:
+                future.result()
+            events += n
+            calls, n = calls_next, n_next
+        return events, time.perf_counter() - began
+
+    try:
+        with ThreadPoolExecutor(len(clients)) as pool:
+            run(WARM_S, pool)
+            redis_before = sum(cpu_seconds(p) for p in target.pids)
+            own_before, machine_before = own_cpu_seconds(), machine_busy_seconds()
+            events, elapsed = run(DURATION_S, pool)
+            cores = {
+                "api": 0.0,
+                "redis": (sum(cpu_seconds(p) for p in target.pids) - redis_before) / elapsed,
+                "load generator": (own_cpu_seconds() - own_before) / elapsed,
+            }
+            busy = (machine_busy_seconds() - machine_before) / elapsed
+            cores["other"] = busy - sum(cores.values())
+    finally:
+        for client in clients:
+            client.close()
+    nan = float("nan")
+    rounds = events / (RAW_PIPELINE * BATCH)
+    return Phase(target.name, target.shards, 0, len(clients), elapsed, int(rounds), events, 0,
+                 events / elapsed, nan, nan, cores)  # fmt: skip
+
+
+def _node_of_shard(keys: Keys, clients: list[redis.Redis]) -> dict[int, int]:
+    """Which data node owns each shard's hash slot (one server: all of them)."""
+    if len(clients) == 1:
+        return dict.fromkeys(range(keys.shards), 0)
+    ports = [int(c.connection_pool.connection_kwargs["port"]) for c in clients]
+    slots: Any = clients[0].execute_command("CLUSTER", "SLOTS")
+    owner = {}
+    for start_slot, end_slot, primary, *_ in slots:
+        owner[(int(start_slot), int(end_slot))] = ports.index(int(primary[1]))
+    out = {}
+    for shard in range(keys.shards):
+        slot = key_slot(keys.stream(shard).encode())
+        out[shard] = next(n for (a, b), n in owner.items() if a <= slot <= b)
+    return out
+
+
 @contextlib.contextmanager
 def single_redis(work: Path) -> Iterator[Target]:
     with EmbeddedRedis(work / "redis", persist=False) as server:
         assert server.process is not None
         client = redis.Redis.from_url(server.url)
         try:
-            yield Target("single", server.url, 1, [server.process.pid], client.flushall)
+            yield Target(
+                "single", server.url, 1, [server.process.pid], client.flushall, [server.port]
+            )
         finally:
             client.close()
 
@@ -350,7 +448,9 @@ def redis_cluster(work: Path) -> Iterator[Target]:
                 client.flushall()
 
         try:
-            yield Target("cluster", cluster.url, CLUSTER_SHARDS, pids, flush)
+            yield Target(
+                "cluster", cluster.url, CLUSTER_SHARDS, pids, flush, [n.port for n in cluster.nodes]
+            )
         finally:
             for client in clients:
                 client.close()
@@ -360,7 +460,7 @@ def _cores(c: dict[str, float]) -> str:
     return " / ".join(f"{c[k]:.2f}" for k in ("api", "redis", "load generator", "other"))
 
 
-def report(phases: list[Phase], floors: dict[str, Phase]) -> dict[str, Any]:
+def report(phases: list[Phase], floors: dict[str, Phase], raws: dict[str, Phase]) -> dict[str, Any]:
     cores = len(os.sched_getaffinity(0))
     print()
     print(
@@ -371,16 +471,21 @@ def report(phases: list[Phase], floors: dict[str, Phase]) -> dict[str, Any]:
     print()
     print(
         "| redis | API processes | events/s | req/s | p50 ms | p99 ms | errors "
-        "| vs 1 process | vs floor | CPU cores: API / Redis / load gen / other |"
+        "| vs 1 process | vs Redis alone | CPU cores: API / Redis / load gen / other |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     ratios: dict[str, float] = {}
     for name, floor in floors.items():
+        raw = raws[name]
+        print(
+            f"| {name} | floor: Redis alone, Lua pipelined x{RAW_PIPELINE} "
+            f"| {raw.events_per_s:,.0f} | - | - | - | 0 | - | 1.00 | {_cores(raw.cores)} |"
+        )
         print(
             f"| {name} | floor: Store in-process, {FLOOR_INFLIGHT} in flight "
             f"| {floor.events_per_s:,.0f} | {floor.requests / floor.seconds:,.0f} "
-            f"| {floor.p50_ms:.2f} | {floor.p99_ms:.2f} | {floor.errors} | - | 1.00 "
-            f"| {_cores(floor.cores)} |"
+            f"| {floor.p50_ms:.2f} | {floor.p99_ms:.2f} | {floor.errors} | - "
+            f"| {floor.events_per_s / raw.events_per_s:.2f} | {_cores(floor.cores)} |"
         )
         ones = [p for p in phases if p.redis == name and p.processes == 1]
         for p in (p for p in phases if p.redis == name):
@@ -389,7 +494,7 @@ def report(phases: list[Phase], floors: dict[str, Phase]) -> dict[str, Any]:
             print(
                 f"| {name} | {p.processes} | {p.events_per_s:,.0f} "
                 f"| {p.requests / p.seconds:,.0f} | {p.p50_ms:.2f} | {p.p99_ms:.2f} "
-                f"| {p.errors} | {ratio:.2f} | {p.events_per_s / floor.events_per_s:.2f} "
+                f"| {p.errors} | {ratio:.2f} | {p.events_per_s / raw.events_per_s:.2f} "
                 f"| {_cores(p.cores)} |"
             )
     warm = {f"{p.redis} {p.processes or 'floor'}": p.warmup_errors for p in phases}
@@ -404,18 +509,19 @@ def report(phases: list[Phase], floors: dict[str, Phase]) -> dict[str, Any]:
         "CPU cores: what each party used during the measured phase, from /proc; "
         "'other' is the rest of the machine (other users' processes)."
     )
-    for name, floor in floors.items():
+    for name in floors:
         rows = [p for p in phases if p.redis == name]
         if not rows:
             continue
         one = rows[0]
         busy = [sum(p.cores.values()) for p in rows]
         per_event_api = one.cores["api"] / one.events_per_s * 1e6
-        per_event_redis = floor.cores["redis"] / floor.events_per_s * 1e6
+        raw = raws[name]
+        per_event_redis = raw.cores["redis"] / raw.events_per_s * 1e6
         print(
             f"{name}: API CPU {per_event_api:.0f} us per event at 1 process; Redis "
-            f"{per_event_redis:.0f} us per event (floor), so Redis alone saturates one "
-            f"core at about {1e6 / per_event_redis:,.0f} events/s."
+            f"{per_event_redis:.0f} us per event (Redis alone), so Redis alone saturates "
+            f"one core at about {1e6 / per_event_redis:,.0f} events/s."
         )
         if len(one.redis_nodes) > 1:
             split = ", ".join(
@@ -444,6 +550,7 @@ def report(phases: list[Phase], floors: dict[str, Phase]) -> dict[str, Any]:
         "seconds": DURATION_S,
         "phases": [asdict(p) for p in phases],
         "floors": {k: asdict(v) for k, v in floors.items()},
+        "redis_alone": {k: asdict(v) for k, v in raws.items()},
         "ratios_vs_1": ratios,
     }
 
@@ -463,18 +570,25 @@ def main() -> int:
     targets = [single_redis, redis_cluster]
     phases: list[Phase] = []
     floors: dict[str, Phase] = {}
+    raws: dict[str, Phase] = {}
     try:
         for make in targets:
             with make(work) as target:
+                raws[target.name] = redis_floor(target, items)
+                log.info(
+                    "%s Redis alone: %.0f events/s", target.name, raws[target.name].events_per_s
+                )
                 floors[target.name] = asyncio.run(store_floor(target, items))
-                log.info("%s floor: %.0f events/s", target.name, floors[target.name].events_per_s)
+                log.info(
+                    "%s Store floor: %.0f events/s", target.name, floors[target.name].events_per_s
+                )
                 for n in PROCESSES:
                     phases.append(measure(target, n, root, work, items))
                     log.info("%s, %d processes: %.0f events/s", target.name, n,
                              phases[-1].events_per_s)  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    result = report(phases, floors)
+    result = report(phases, floors, raws)
     out = Path("var/bench")
     out.mkdir(parents=True, exist_ok=True)
     (out / "scale.json").write_text(json.dumps(result, indent=2))
