@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # installs nothing unless pyproject.toml or requirements-assets.txt changed.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-assets.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup run test test-fast lint format typecheck bench bench-scale clean
+.PHONY: setup run test test-fast test-redis-shapes lint format typecheck bench bench-scale clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,12 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not integration"
+
+# The service, worker and end-to-end tests again, against a 3-master Redis Cluster
+# and against a primary + replica behind 3 sentinels (all started by the tests).
+test-redis-shapes: setup
+	XSMOE_TEST_REDIS=cluster $(BIN)/python -m pytest tests/service tests/workers tests/e2e
+	XSMOE_TEST_REDIS=sentinel $(BIN)/python -m pytest tests/service tests/workers tests/e2e
 
 lint: setup
 	$(BIN)/ruff check .

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import (
+    AskError,
     ClusterDownError,
     RedisClusterException,
     RedisError,
@@ -99,7 +100,7 @@ def describe_validation(errors: Sequence[Any]) -> tuple[str, list[dict[str, str]
     return detail, fields
 
 
-_MISCONFIGURED = ("CROSSSLOT", "MOVED ", "ASK ", "cluster support disabled", "not enabled")
+_MISCONFIGURED = ("CROSSSLOT", "cluster support disabled", "not enabled")
 
 
 def is_misconfigured(exc: Exception) -> bool:
@@ -109,7 +110,7 @@ def is_misconfigured(exc: Exception) -> bool:
     TRYAGAIN, a slot not covered yet) is an outage: retry."""
     if isinstance(exc, SlotNotCoveredError | ClusterDownError | TryAgainError):
         return False
-    if isinstance(exc, RedisClusterException):
+    if isinstance(exc, RedisClusterException | AskError):  # MOVED and ASK: AskError
         return True
     return isinstance(exc, ResponseError) and any(m in str(exc) for m in _MISCONFIGURED)
 
