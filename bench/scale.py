@@ -456,6 +456,13 @@ def redis_cluster(work: Path) -> Iterator[Target]:
                 client.close()
 
 
+def _per_core(p: Phase) -> float:
+    """Events per CPU-second of this run's own processes: comparable across rows even
+    when other users of the machine took a different share in each."""
+    ours = sum(v for k, v in p.cores.items() if k != "other")
+    return p.events_per_s / ours if ours > 0 else float("nan")
+
+
 def _cores(c: dict[str, float]) -> str:
     return " / ".join(f"{c[k]:.2f}" for k in ("api", "redis", "load generator", "other"))
 
@@ -471,21 +478,24 @@ def report(phases: list[Phase], floors: dict[str, Phase], raws: dict[str, Phase]
     print()
     print(
         "| redis | API processes | events/s | req/s | p50 ms | p99 ms | errors "
-        "| vs 1 process | vs Redis alone | CPU cores: API / Redis / load gen / other |"
+        "| vs 1 process | vs Redis alone | CPU cores: API / Redis / load gen / other "
+        "| events per core-s (ours) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     ratios: dict[str, float] = {}
     for name, floor in floors.items():
         raw = raws[name]
         print(
             f"| {name} | floor: Redis alone, Lua pipelined x{RAW_PIPELINE} "
-            f"| {raw.events_per_s:,.0f} | - | - | - | 0 | - | 1.00 | {_cores(raw.cores)} |"
+            f"| {raw.events_per_s:,.0f} | - | - | - | 0 | - | 1.00 | {_cores(raw.cores)} "
+            f"| {_per_core(raw):,.0f} |"
         )
         print(
             f"| {name} | floor: Store in-process, {FLOOR_INFLIGHT} in flight "
             f"| {floor.events_per_s:,.0f} | {floor.requests / floor.seconds:,.0f} "
             f"| {floor.p50_ms:.2f} | {floor.p99_ms:.2f} | {floor.errors} | - "
-            f"| {floor.events_per_s / raw.events_per_s:.2f} | {_cores(floor.cores)} |"
+            f"| {floor.events_per_s / raw.events_per_s:.2f} | {_cores(floor.cores)} "
+            f"| {_per_core(floor):,.0f} |"
         )
         ones = [p for p in phases if p.redis == name and p.processes == 1]
         for p in (p for p in phases if p.redis == name):
@@ -495,7 +505,7 @@ def report(phases: list[Phase], floors: dict[str, Phase], raws: dict[str, Phase]
                 f"| {name} | {p.processes} | {p.events_per_s:,.0f} "
                 f"| {p.requests / p.seconds:,.0f} | {p.p50_ms:.2f} | {p.p99_ms:.2f} "
                 f"| {p.errors} | {ratio:.2f} | {p.events_per_s / raw.events_per_s:.2f} "
-                f"| {_cores(p.cores)} |"
+                f"| {_cores(p.cores)} | {_per_core(p):,.0f} |"
             )
     warm = {f"{p.redis} {p.processes or 'floor'}": p.warmup_errors for p in phases}
     warm |= {f"{name} floor": f.warmup_errors for name, f in floors.items()}
@@ -531,6 +541,18 @@ def report(phases: list[Phase], floors: dict[str, Phase], raws: dict[str, Phase]
                 f"{name}: CPU of each master by API processes ({split}); "
                 f"{one.shards} shards over {len(one.redis_nodes)} masters"
             )
+        if one.cores["api"] >= 0.85:
+            print(
+                f"{name}: the one API process used {one.cores['api']:.2f} cores: CPU-bound "
+                "(one event loop runs on one core), which a second process can relieve."
+            )
+        others = [p.cores["other"] for p in rows]
+        if max(others) - min(others) > 0.2:
+            print(
+                f"{name}: other processes took {min(others):.2f}-{max(others):.2f} cores "
+                "across these rows, so events/s and its ratios mix our scaling with their "
+                "load; events per core-s (ours) is the comparable figure."
+            )
         if max(busy) >= 0.85 * cores:
             print(
                 f"{name}: the machine was busy {min(busy):.2f}-{max(busy):.2f} of {cores} "
@@ -552,6 +574,7 @@ def report(phases: list[Phase], floors: dict[str, Phase], raws: dict[str, Phase]
         "floors": {k: asdict(v) for k, v in floors.items()},
         "redis_alone": {k: asdict(v) for k, v in raws.items()},
         "ratios_vs_1": ratios,
+        "events_per_core_s": {f"{p.redis}-{p.processes}": _per_core(p) for p in phases},
     }
 
 
