@@ -67,7 +67,10 @@ def unavailable() -> str | None:
     try:
         ip("netns", "add", probe)
     except NetnsError as exc:
-        return f"cannot create a network namespace ({exc}); run as root with iproute2"
+        return (
+            f"cannot create a network namespace ({exc}); "
+            "needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN) and iproute2"
+        )
     try:
         ip("netns", "delete", probe)
     except NetnsError as exc:
