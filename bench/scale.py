@@ -144,6 +144,11 @@ def machine_busy_seconds() -> float:
     return (sum(values[:8]) - idle) / CLK_TCK
 
 
+def _rest(machine_s: float, elapsed: float, ours: dict[str, float]) -> float:
+    """Cores the rest of the machine used; /proc's tick counts jitter, so never < 0."""
+    return max(0.0, machine_s / elapsed - sum(ours.values()))
+
+
 def own_cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system
@@ -247,7 +252,7 @@ def measure(target: Target, n: int, root: Path, work: Path, items: list[str]) ->
             k: (sum(cpu_seconds(p) for p in v) - before[k]) / elapsed for k, v in parties.items()
         }
         cores["load generator"] = (own_cpu_seconds() - client_before) / elapsed
-        cores["other"] = (machine_busy_seconds() - machine_before) / elapsed - sum(cores.values())
+        cores["other"] = _rest(machine_busy_seconds() - machine_before, elapsed, cores)
         nodes = [
             (cpu_seconds(p) - b) / elapsed for p, b in zip(target.pids, nodes_before, strict=True)
         ]
@@ -311,7 +316,7 @@ async def store_floor(target: Target, items: list[str]) -> Phase:
             "redis": (sum(cpu_seconds(p) for p in target.pids) - redis_before) / elapsed,
             "load generator": (own_cpu_seconds() - own_before) / elapsed,
         }
-        cores["other"] = (machine_busy_seconds() - machine_before) / elapsed - sum(cores.values())
+        cores["other"] = _rest(machine_busy_seconds() - machine_before, elapsed, cores)
     finally:
         await client.aclose()
     lat = np.asarray(latencies)
@@ -397,8 +402,7 @@ def redis_floor(target: Target, items: list[str]) -> Phase:
                 "redis": (sum(cpu_seconds(p) for p in target.pids) - redis_before) / elapsed,
                 "load generator": (own_cpu_seconds() - own_before) / elapsed,
             }
-            busy = (machine_busy_seconds() - machine_before) / elapsed
-            cores["other"] = busy - sum(cores.values())
+            cores["other"] = _rest(machine_busy_seconds() - machine_before, elapsed, cores)
     finally:
         for client in clients:
             client.close()
