@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -63,6 +64,11 @@ SENTINELS = ("s1", "s2", "s3")
 HOSTS = ("r1", "r2", *SENTINELS, "worker", *APIS)
 
 
+# What a check raises while the thing it awaits is not up yet (refused, reset, not
+# a primary yet, half-written file); an AssertionError is a failure, not a wait.
+NOT_YET = (httpx.HTTPError, redis.RedisError, OSError, ValueError, KeyError)
+
+
 def until(check: Callable[[], object], timeout: float, what: str, logs: Callable[[], str]) -> None:
     """Poll `check` until truthy; a timeout fails with what was awaited and the logs."""
     deadline = time.monotonic() + timeout
@@ -70,7 +76,7 @@ def until(check: Callable[[], object], timeout: float, what: str, logs: Callable
         try:
             if check():
                 return
-        except Exception as exc:  # not up yet (refused, reset, not a primary yet, ...)
+        except NOT_YET as exc:
             log.debug("waiting for %s: %r", what, exc)
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{logs()}")
@@ -124,6 +130,12 @@ class Load:
     failed: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
     retried: int = 0
+    error: BaseException | None = None  # what ended the load early (e.g. a 4xx)
+
+    def done(self, batches: int) -> bool:
+        if self.error is not None:
+            raise AssertionError(f"the load stopped: {self.error!r}") from self.error
+        return self.batches >= batches
 
     def run(self) -> None:
         client = Failover(self.urls)
@@ -145,6 +157,8 @@ class Load:
                     self.acked += [e["event_id"] for e in reply["events"]]
                     self.batches += 1
                 n += 1
+        except BaseException as exc:
+            self.error = exc
         finally:
             self.retried = client.retried
             client.close()
@@ -237,9 +251,10 @@ class Deployment:
         answer = httpx.get(f"{self.url(api)}/readyz", timeout=5).json()
         return answer.get("version") if answer.get("redis") == "ok" else None
 
-    def trained(self) -> set[str]:
+    def trained(self) -> Counter[str]:
+        """How often each event id was trained, over every committed window."""
         root = self.settings.snapshots
-        return {e for r in ledger.records(root) for e in ledger.detail(root, r)["event_ids"]}
+        return Counter(e for r in ledger.records(root) for e in ledger.detail(root, r)["event_ids"])
 
 
 @pytest.fixture
@@ -306,6 +321,7 @@ def test_replicas_worker_and_redis_on_separate_hosts_survive_kills_losing_nothin
     for n in range(0, len(events), 20):
         reply = client.post("/v1/feedback", {"events": events[n : n + 20]}, first=n // 20)
         acked += [e["event_id"] for e in reply["events"]]
+    client.close()
     root = settings.snapshots
     until(lambda: (current_version(root) or "v000001") != "v000001", 120,
           "the worker to publish a trained window", d.logs)  # fmt: skip
@@ -321,29 +337,35 @@ def test_replicas_worker_and_redis_on_separate_hosts_survive_kills_losing_nothin
     writer = threading.Thread(target=load.run, daemon=True)
     writer.start()
     try:
-        until(lambda: load.batches >= 10, 60, "load before the API kill", d.logs)
+        until(partial(load.done, 10), 60, "load before the API kill", d.logs)
         d.kill("api2")
         mark = load.batches
-        until(lambda: load.batches >= mark + 10, 60, "load after the API kill", d.logs)
+        until(partial(load.done, mark + 10), 60, "load after the API kill", d.logs)
         d.kill("r1")
         until(lambda: d.sentinel_primary() == lan["r2"].address, 60,
               "the sentinels to promote r2", d.logs)  # fmt: skip
         d.start_redis("r1")  # the host is back: the sentinels make it r2's replica
         until(lambda: d.role("r1") == "slave", 60, "the old primary to rejoin", d.logs)
         mark = load.batches
-        until(lambda: load.batches >= mark + 10, 90, "load after the failover", d.logs)
+        until(partial(load.done, mark + 10), 90, "load after the failover", d.logs)
     finally:
         load.stop.set()
         writer.join(timeout=120)
     assert not writer.is_alive(), "the load did not stop"
+    assert load.error is None, f"the load stopped: {load.error!r}"
     assert load.failed == 0, f"{load.failed} batches refused by every replica for 90 s"
     assert load.retried > 0  # the kills were felt: requests went to the other replicas
     acked += load.acked
     log.info("load: %d batches, %d retries after refusals", load.batches, load.retried)
 
     # Nothing acknowledged is lost: every acked event is trained in a committed window.
-    until(lambda: set(acked) <= d.trained(), 180, "every acknowledged event to be trained",
+    until(lambda: set(acked) <= d.trained().keys(), 180, "every acknowledged event to be trained",
           d.logs)  # fmt: skip
+    twice = sum(n - 1 for n in d.trained().values())
+    # Not asserted: an XACK lost in the failover may redeliver an entry already trained.
+    log.info(
+        "%d windows trained; %d events trained more than once", len(ledger.records(root)), twice
+    )
     alive = tuple(a for a in APIS if a != "api2")
     until(lambda: all_serve_current(alive), 60, "the live replicas to serve the newest", d.logs)
     assert len(set(acked)) == len(acked)
