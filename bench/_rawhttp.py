@@ -1,9 +1,11 @@
 """A minimal keep-alive HTTP/1.1 client over asyncio streams, for load generation.
 
-On two shared cores the load generator competes with the servers it measures;
-httpx spends several times the CPU per request that this does, and that CPU
-would be taken from the API processes. It speaks only what the benches need:
-POST with a JSON body, a response with Content-Length (FastAPI always sends one).
+On two shared cores the load generator competes with the servers it measures,
+so its CPU per request is taken from the API processes: this writes the request
+bytes as they are and parses only the status line and Content-Length, where a
+full client (httpx) builds request and response objects for every call. It speaks
+only what the benches need: POST with a JSON body, a response with Content-Length
+(FastAPI always sends one).
 """
 
 from __future__ import annotations
