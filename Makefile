@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # installs nothing unless pyproject.toml or requirements-assets.txt changed.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-assets.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup run test test-fast test-redis-shapes lint format typecheck bench clean
+.PHONY: setup run test test-fast test-redis-shapes lint format typecheck bench bench-scale clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,10 @@ typecheck: setup
 bench: setup
 	@command -v wrk >/dev/null || echo "wrk not found (apt install wrk): using the slower httpx load generator"
 	@for b in bench/[!_]*.py; do echo "== $$b"; taskset -c 0,1 $(BIN)/python $$b || exit 1; done
+
+# One bench alone (also part of `make bench`): feedback events/s with 1, 2, 4 API processes.
+bench-scale: setup
+	taskset -c 0,1 $(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
