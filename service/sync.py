@@ -36,8 +36,11 @@ class CatalogSync:
             except REDIS_ERRORS as exc:
                 raise_if_cancelled()
                 log.warning("catalog sync lost Redis (%s); retrying in %.1f s", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+            except Exception:  # a client bug must not end the sync for good
+                raise_if_cancelled()
+                log.exception("catalog sync failed; retrying in %.1f s", backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
 
     async def _follow(self) -> None:
         catalog = self.serving.catalog

@@ -106,5 +106,8 @@ class SnapshotWatcher:
             except REDIS_ERRORS as exc:
                 raise_if_cancelled()
                 log.warning("snapshot channel lost (%s); retrying in %.1f s", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+            except Exception:  # a client bug must not end the listening for good
+                raise_if_cancelled()
+                log.exception("snapshot channel failed; retrying in %.1f s", backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
