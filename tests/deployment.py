@@ -4,6 +4,7 @@ random-init recommender over 40 items, snapshots on disk, settings pointing at t
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -39,6 +40,8 @@ def settings_for(
         data_dir=root.parent / "data",
         redis_url=redis_url,
         redis_prefix=f"t{uuid.uuid4().hex[:10]}",
+        # XSMOE_TEST_REDIS_SHARDS=8 runs the suite with feedback spread over 8 shards.
+        redis_shards=int(os.environ.get("XSMOE_TEST_REDIS_SHARDS", "1")),
         snapshot_dir=root,
         cache_dir=root / "cache",
         text=TextEncoderSettings(model=str(text_dir), layers=[0, 1, 2], max_tokens=16),

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import pytest
 
-from common.keys import Keys
 from common.settings import Settings
 from common.snapshot_store import open_store
 from model.snapshot import current_version
@@ -25,7 +24,7 @@ def test_list_promote_and_rollback_move_the_pointer_and_announce(
     assert "*  v000001" in listing and "   v000002" in listing
     assert main(["snapshot", "--snapshot-dir", str(root), "promote", "v000002"]) == 0
     assert current_version(root) == "v000002"
-    pointer = connect(settings.redis_url).get(Keys(settings.redis_prefix).snapshot_pointer)
+    pointer = connect(settings.redis_url).get(settings.keys.snapshot_pointer)
     assert pointer == b"v000002"
     assert main(["snapshot", "--snapshot-dir", str(root), "rollback", "v000001"]) == 0
     assert current_version(root) == "v000001"
@@ -61,6 +60,6 @@ def test_list_and_promote_work_on_an_s3_store(
     assert "*  v000001" in listing and f"   {second}" in listing
     assert main(["snapshot", "--store", url, "promote", second]) == 0
     assert store.pointer() == second
-    pointer = connect(settings.redis_url).get(Keys(settings.redis_prefix).snapshot_pointer)
+    pointer = connect(settings.redis_url).get(settings.keys.snapshot_pointer)
     assert pointer == second.encode()
     assert current_version(root) == "v000001"  # the local directory is not the store

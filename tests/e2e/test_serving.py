@@ -9,7 +9,6 @@ from collections import Counter
 import httpx
 import pytest
 
-from common.keys import Keys
 from service.settings import ServiceSettings
 from tests.deployment import WRITE_KEY, publish_snapshot
 from tests.e2e.conftest import Launcher
@@ -68,7 +67,7 @@ def test_a_snapshot_published_under_load_is_served_within_2s_with_no_failed_requ
     time.sleep(1.0)
     version = publish_snapshot(settings.snapshots, settings, seed=7, experts=2)
     published = time.monotonic()
-    connect(settings.redis_url).publish(Keys(settings.redis_prefix).snapshot_channel, version)
+    connect(settings.redis_url).publish(settings.keys.snapshot_channel, version)
     deadline = published + 10
     while time.monotonic() < deadline and not any(v == version for _, v in versions[-50:]):
         time.sleep(0.01)

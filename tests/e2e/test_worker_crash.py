@@ -16,7 +16,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from common import ledger
-from common.keys import Keys
 from service.app import create_app
 from service.settings import ServiceSettings
 from tests.deployment import WRITE_KEY, planted_events, worker_env, worker_settings_for
@@ -42,7 +41,7 @@ def test_sigkill_during_training_and_after_commit_loses_and_repeats_nothing(
     settings: ServiceSettings, tmp_path: Path
 ) -> None:
     root = settings.snapshots
-    keys = Keys(settings.redis_prefix)
+    keys = settings.keys
     db = connect(settings.redis_url, decode_responses=True)
     accepted: list[str] = []
     with TestClient(create_app(settings)) as client:
@@ -75,10 +74,10 @@ def test_sigkill_during_training_and_after_commit_loses_and_repeats_nothing(
     try:
         deadline = time.monotonic() + 180
         while True:
-            info = db.xinfo_groups(keys.feedback)[0]
-            done = (
-                info["pending"] == 0
-                and info["last-delivered-id"] == db.xinfo_stream(keys.feedback)["last-generated-id"]
+            done = all(
+                (info := db.xinfo_groups(s)[0])["pending"] == 0
+                and info["last-delivered-id"] == db.xinfo_stream(s)["last-generated-id"]
+                for s in keys.streams
             )
             if done and sum(r["events"] for r in ledger.records(root)) >= len(accepted) - 200:
                 break

@@ -76,7 +76,7 @@ def test_repeated_event_id_is_accepted_once(client: TestClient, redis_url: str) 
     prefix = client.app.state.runtime.keys  # type: ignore[attr-defined]
     r = connect(redis_url)
     assert r.lrange(prefix.history("u3"), 0, -1) == [b"m7"]
-    entries = r.xrange(prefix.feedback)
+    entries = r.xrange(prefix.stream(prefix.shard("u3")))
     assert [e[1][b"event_id"] for e in entries] == [b"dup-1"]
 
 
@@ -87,7 +87,7 @@ def test_batch_feedback_appends_every_event_in_order(client: TestClient, redis_u
     assert r.status_code == 202 and r.json()["accepted"] == 30
     keys = client.app.state.runtime.keys  # type: ignore[attr-defined]
     db = connect(redis_url, decode_responses=True)
-    stream = db.xrange(keys.feedback)
+    stream = db.xrange(keys.stream(keys.shard("u4")))
     assert [e[1]["item_id"] for e in stream] == [f"m{i}" for i in range(30)]
     assert all(len(e[1]["event_id"]) == 32 for e in stream)  # server-assigned ids
     assert float(stream[3][1]["ts"]) == 1003.0

@@ -8,7 +8,6 @@ import time
 from fastapi.testclient import TestClient
 
 from common import ledger
-from common.keys import Keys
 from service.app import create_app
 from service.settings import ServiceSettings
 from tests.deployment import WRITE_KEY, planted_events, worker_settings_for
@@ -21,7 +20,7 @@ W = {"X-API-Key": WRITE_KEY}
 def test_only_client_event_ids_leave_a_marker_and_user_state_expires(
     client: TestClient, settings: ServiceSettings
 ) -> None:
-    keys = Keys(settings.redis_prefix)
+    keys = settings.keys
     db = connect(settings.redis_url)
     events = [
         {"user_id": "ttl-user", "item_id": "m1"},  # no event id: the server makes one
@@ -42,7 +41,7 @@ def test_only_client_event_ids_leave_a_marker_and_user_state_expires(
 def test_run_time_items_leave_redis_and_memory_once_a_snapshot_carries_them(
     settings: ServiceSettings,
 ) -> None:
-    keys = Keys(settings.redis_prefix)
+    keys = settings.keys
     db = connect(settings.redis_url)
     with TestClient(create_app(settings)) as client:
         r = client.post("/v1/items", json={"item_id": "late", "text": "a new film"}, headers=W)

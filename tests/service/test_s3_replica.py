@@ -8,18 +8,17 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
 from common import ledger
 from common.events import FeedbackEvent, stream_fields
-from common.keys import Keys
 from common.snapshot_store import StoreError, open_store
 from service.app import create_app
 from service.settings import ServiceSettings
 from tests.deployment import announce_pointer, planted_events, publish_snapshot, worker_settings_for
 from tests.seaweed import SeaweedS3
 from tests.service.test_swap import _refused, _version, wait_for
+from workers.redis_client import connect
 from workers.worker import Worker
 
 pytestmark = pytest.mark.timeout(240)
@@ -52,10 +51,10 @@ def test_a_replica_with_its_own_disk_serves_what_the_worker_publishes_to_s3(
     replica = replica_of(shared, tmp_path / "replica")
     with TestClient(create_app(replica)) as client:
         assert _version(client) == "v000001"  # no Redis pointer yet: the store's
-        feed = redis.Redis.from_url(shared.redis_url)
+        feed = connect(shared.redis_url)
         for event in planted_events(n_users=12, length=10):
             fields = stream_fields(FeedbackEvent.model_validate(event))
-            feed.xadd(Keys(shared.redis_prefix).feedback, fields)  # type: ignore[arg-type]
+            feed.xadd(shared.keys.feedback, fields)  # type: ignore[arg-type]
         worker = Worker(worker_settings_for(shared, window_events=120, epsilon=1.0))
         try:
             for _ in range(400):
@@ -112,5 +111,5 @@ def test_the_redis_pointer_wins_over_a_stale_store_pointer_which_is_the_backstop
         wait_for(lambda: _version(client) == second)
         time.sleep(0.5)  # several polls, each also reading the stale store pointer
         assert _version(client) == second and store.pointer() == "v000001"
-        redis.Redis.from_url(shared.redis_url).delete(Keys(shared.redis_prefix).snapshot_pointer)
+        connect(shared.redis_url).delete(shared.keys.snapshot_pointer)
         wait_for(lambda: _version(client) == "v000001")  # no Redis pointer: the store's

@@ -11,7 +11,6 @@ import faiss
 import numpy as np
 from fastapi.testclient import TestClient
 
-from common.keys import Keys
 from model.snapshot import current_version, set_current
 from service.app import create_app
 from service.settings import ServiceSettings, ServingSettings
@@ -112,7 +111,7 @@ def test_pubsub_announcement_swaps_without_waiting_for_the_poll(
         assert _version(client) == "v000001"
         time.sleep(0.3)  # let the subscriber connect
         version = publish_snapshot(settings.snapshots, settings, seed=5)
-        connect(settings.redis_url).publish(Keys(settings.redis_prefix).snapshot_channel, version)
+        connect(settings.redis_url).publish(settings.keys.snapshot_channel, version)
         took = wait_for(lambda: _version(client) == version, timeout=20)
         assert took < 30  # far below the 60 s poll (not a timing assertion: a liveness one)
 

@@ -108,8 +108,8 @@ def test_redis_lost_between_the_commit_point_and_the_ack_trains_nothing_twice(
         assert worker.consumer.pending_count() == 0
         assert current_version(root) == records[1]["version"]
         db = connect(own.redis_url)
-        assert db.xlen(Keys(own.redis_prefix).dead_letter) == 0
-        assert db.xlen(Keys(own.redis_prefix).feedback) == 0  # consumed entries trimmed
+        assert db.xlen(own.keys.dead_letter) == 0
+        assert sum(db.xlen(s) for s in own.keys.streams) == 0  # consumed entries trimmed
     finally:
         for s in servers:
             s.stop()
@@ -118,7 +118,7 @@ def test_redis_lost_between_the_commit_point_and_the_ack_trains_nothing_twice(
 def test_a_poison_entry_is_dead_lettered_and_the_worker_goes_on(
     settings: ServiceSettings,
 ) -> None:
-    keys = Keys(settings.redis_prefix)
+    keys = settings.keys
     db = connect(settings.redis_url)
     db.xadd(keys.feedback, {b"user_id": b"\xff\xfeu", b"item_id": b"m1", b"type": b"click"})
     post(settings.redis_url, settings.redis_prefix, planted_events(n_users=12, length=10))
@@ -198,7 +198,7 @@ def test_failures_spread_over_windows_never_dead_letter(
         )
         steps_until(worker, lambda w=window: ledger.finished(settings.snapshots) == w)  # type: ignore[misc]
     db = connect(settings.redis_url)
-    assert db.xlen(Keys(settings.redis_prefix).dead_letter) == 0
+    assert db.xlen(settings.keys.dead_letter) == 0
     assert [r["events"] for r in ledger.records(settings.snapshots)] == [120, 120, 120]
     assert calls["n"] == 6
     worker.lock.release()
@@ -214,7 +214,7 @@ def test_an_unreadable_current_snapshot_leaves_events_pending(
     settings: ServiceSettings,
 ) -> None:
     root = settings.snapshots
-    keys = Keys(settings.redis_prefix)
+    keys = settings.keys
     db = connect(settings.redis_url)
     _corrupt_copy(root, "v000001", "v000002")
     set_current(root, "v000002")
@@ -251,13 +251,13 @@ def test_a_bad_current_while_feedback_flows_trains_on_the_last_good_snapshot(
     post(settings.redis_url, settings.redis_prefix, planted_events(12, 10, seed=2))
     steps_until(worker, lambda: ledger.finished(root) == 2)
     assert ledger.records(root)[2]["events"] == 120
-    assert db.xlen(Keys(settings.redis_prefix).dead_letter) == 0
+    assert db.xlen(settings.keys.dead_letter) == 0
     worker.lock.release()
 
 
 def test_a_restarted_worker_takes_its_own_lock_back_at_once(settings: ServiceSettings) -> None:
     client = connect(settings.redis_url)
-    keys = Keys(settings.redis_prefix)
+    keys = settings.keys
     old = LeaderLock(client, keys.leader, "w1", ttl_ms=60_000)
     assert old.acquire()
     old._stop.set()  # the old process died: it no longer renews, the lock has 60 s left
@@ -276,7 +276,7 @@ def test_a_restarted_worker_takes_its_own_lock_back_at_once(settings: ServiceSet
 
 def test_retention_bounds_redis_and_the_ledger(settings: ServiceSettings) -> None:
     root = settings.snapshots
-    keys = Keys(settings.redis_prefix)
+    keys = settings.keys
     db = connect(settings.redis_url)
     opts = {"window_events": 60, "epsilon": 1.0, "keep": 2, "ledger_lines": 10}
     worker = Worker(worker_settings_for(settings, **opts, window_details=3))
@@ -286,7 +286,7 @@ def test_retention_bounds_redis_and_the_ledger(settings: ServiceSettings) -> Non
     assert len(list_versions(root)) <= 2
     online_versions = {f.decode().partition("|")[0] for f in db.hkeys(keys.online)}
     assert online_versions <= set(list_versions(root))  # metrics of deleted versions go
-    assert db.xlen(keys.feedback) == 0
+    assert sum(db.xlen(s) for s in keys.streams) == 0
     assert db.ttl(keys.context("u0")) > 0
     assert len(list((root / ledger.DETAILS).glob("*.json"))) == 3
     assert (root / ledger.ROTATED).is_file()

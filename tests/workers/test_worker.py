@@ -12,7 +12,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from common import ledger
-from common.keys import Keys
 from model.snapshot import current_version
 from service.app import create_app
 from service.settings import ServiceSettings
@@ -80,7 +79,7 @@ def test_feedback_through_the_api_becomes_a_new_served_version(
 def test_malformed_events_are_dead_lettered_and_acked(
     settings: ServiceSettings, running: Worker
 ) -> None:
-    keys = Keys(settings.redis_prefix)
+    keys = settings.keys
     r = connect(settings.redis_url, decode_responses=True)
     r.xadd(keys.feedback, {"user_id": "u", "type": "zap"})  # no item, bad type
     wait_for(lambda: r.xlen(keys.dead_letter) == 1, timeout=20)
@@ -91,7 +90,7 @@ def test_malformed_events_are_dead_lettered_and_acked(
 
 def test_only_one_worker_leads(settings: ServiceSettings) -> None:
     client = connect(settings.redis_url)
-    key = Keys(settings.redis_prefix).leader
+    key = settings.keys.leader
     first = LeaderLock(client, key, "a", ttl_ms=1000)
     second = LeaderLock(client, key, "b", ttl_ms=1000)
     assert first.acquire() and not second.acquire()
@@ -116,7 +115,7 @@ def test_a_redis_restart_is_survived(settings: ServiceSettings, tmp_path: Path) 
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
-        keys = Keys(own.redis_prefix)
+        keys = own.keys
         wait_for(lambda: worker.lock.held, timeout=10)
         server.stop()
         time.sleep(1.0)  # the worker sees connection errors and backs off
