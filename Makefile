@@ -34,10 +34,12 @@ test-fast: setup
 	$(BIN)/python -m pytest -m "not integration"
 
 # The service, worker and end-to-end tests again, against a 3-master Redis Cluster
-# and against a primary + replica behind 3 sentinels (all started by the tests).
+# with feedback in 8 shards and against a primary + replica behind 3 sentinels
+# (all started by the tests; the multi-host test builds its own and is left out).
+SHAPE_TESTS := tests/service tests/workers tests/e2e tests/test_snapshot_cmd.py -m "not multihost"
 test-redis-shapes: setup
-	XSMOE_TEST_REDIS=cluster $(BIN)/python -m pytest tests/service tests/workers tests/e2e
-	XSMOE_TEST_REDIS=sentinel $(BIN)/python -m pytest tests/service tests/workers tests/e2e
+	XSMOE_TEST_REDIS=cluster XSMOE_TEST_REDIS_SHARDS=8 $(BIN)/python -m pytest $(SHAPE_TESTS)
+	XSMOE_TEST_REDIS=sentinel $(BIN)/python -m pytest $(SHAPE_TESTS)
 
 lint: setup
 	$(BIN)/ruff check .
