@@ -315,6 +315,9 @@ def test_an_unexpected_error_is_logged_and_the_worker_goes_on(
     post(settings.redis_url, settings.redis_prefix, planted_events(n_users=12, length=10))
     threaded(worker)
     wait_for(lambda: ledger.finished(settings.snapshots) == 0, timeout=120)
+    # The window may be read whole before the failing read comes: wait until the
+    # worker has read again after it (it went on), then look at the log.
+    wait_for(lambda: calls["n"] >= 3, timeout=60)
     assert "a bug nobody foresaw" in caplog.text
     assert ledger.records(settings.snapshots)[0]["events"] == 120
 
