@@ -53,7 +53,7 @@ from common.events import POSITIVE, FeedbackEvent
 from common.keys import Keys
 from common.settings import Settings
 from model.snapshot import set_current
-from xsmoe.redis_server import EmbeddedCluster, EmbeddedRedis, free_port
+from xsmoe.redis_server import EmbeddedCluster, EmbeddedRedis, free_port, stop_process
 
 log = logging.getLogger("bench.scale")
 DURATION_S = float(os.environ.get("BENCH_SECONDS", "10"))
@@ -204,15 +204,7 @@ def replicas(n: int, env: dict[str, str], work: Path) -> Iterator[dict[int, int]
             _wait_ready(port, proc, work / f"serve-{port}.log")
         yield {port: proc.pid for port, proc in zip(ports, procs, strict=True)}
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                log.error("API process %d did not stop in 30 s: killed", proc.pid)
-                proc.kill()
-                proc.wait()
+        stop_process(*procs, timeout=30)
 
 
 def _wait_ready(port: int, proc: subprocess.Popen[bytes], logfile: Path) -> None:

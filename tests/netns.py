@@ -20,12 +20,13 @@ import itertools
 import logging
 import os
 import re
-import signal
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+
+from xsmoe.redis_server import stop_process
 
 log = logging.getLogger(__name__)
 
@@ -201,26 +202,10 @@ class Lan:
         self.procs.append(proc)
         return proc
 
-    @staticmethod
-    def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after `timeout`: bounded, never waits forever."""
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("pid %d ignored SIGTERM for %.0f s: killed", proc.pid, timeout)
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=5)
-
     def down(self) -> None:
         """Stop every process first (a namespace outlives its deletion while a process
         is inside), then remove the namespaces, veths and bridge. Never raises."""
-        for proc in reversed(self.procs):
-            self.stop(proc)
+        stop_process(*reversed(self.procs))
         for host in self.hosts.values():
             _quietly("netns", "delete", host.netns)
         for veth in self._veths:  # gone with its peer's namespace; this is for a half-made one

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from common.settings import S3Settings
+from xsmoe.redis_server import stop_process
 
 log = logging.getLogger(__name__)
 ACCESS_KEY, SECRET_KEY = "xsmoe-test-key", "xsmoe-test-secret-0123"
@@ -146,14 +147,8 @@ class SeaweedS3:
             client.create_bucket(Bucket=BUCKET)
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=15)
+        if self.process is not None:
+            stop_process(self.process, timeout=15)
         self.process = None
 
     def __enter__(self) -> SeaweedS3:

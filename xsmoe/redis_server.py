@@ -7,6 +7,7 @@ always on free ports of 127.0.0.1, never on a server someone else runs.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import random
@@ -120,16 +121,23 @@ class EmbeddedRedis:
         self.stop()
 
 
-def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=timeout)
+def stop_process(*processes: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM every one, then SIGKILL whichever has not exited within `timeout`
+    seconds: bounded, never waits forever."""
+    running = [p for p in processes if p.poll() is None]
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+    deadline = time.monotonic() + timeout
+    for process in running:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("pid %d ignored SIGTERM for %.0f s: killed", process.pid, timeout)
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=timeout)
 
 
 def _wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -217,8 +225,7 @@ class EmbeddedSentinels:
         return None
 
     def stop(self) -> None:
-        for process in self.processes:
-            stop_process(process)
+        stop_process(*self.processes)
         self.processes = []
 
     def __enter__(self) -> EmbeddedSentinels:
