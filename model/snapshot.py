@@ -117,7 +117,7 @@ def set_current(root: Path, version: str) -> None:
     os.replace(tmp, root / POINTER)
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -183,7 +183,7 @@ def save_snapshot(
             "encoders": {m: dict(s.encoder) for m, s in feature_specs.items()},
             "metrics": metrics or {},
             **(extra or {}),
-            "checksums": {name: _sha256(tmp / name) for name in FILES},
+            "checksums": {name: sha256_of(tmp / name) for name in FILES},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         for name in (*FILES, MANIFEST):
@@ -271,7 +271,7 @@ def load_snapshot(path: Path, expected_features: dict[str, ModalitySpec] | None 
         file = path / name
         if not file.is_file():
             raise SnapshotError(f"{path}: {name} is missing")
-        if _sha256(file) != checksums.get(name):
+        if sha256_of(file) != checksums.get(name):
             raise SnapshotError(f"{path}: checksum mismatch for {name} (corrupt or tampered)")
     try:
         config_doc = json.loads((path / "config.json").read_text())

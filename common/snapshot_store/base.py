@@ -8,14 +8,13 @@ complete version, and a version without its file list is not listed at all.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
-from model.snapshot import SnapshotError, check_version, list_versions
+from model.snapshot import SnapshotError, check_version, list_versions, sha256_of
 
 log = logging.getLogger(__name__)
 TMP_PREFIX = ".tmp-"
@@ -24,14 +23,6 @@ TMP_PREFIX = ".tmp-"
 class StoreError(OSError):
     """The store could not be reached or refused a request: transient, try again.
     An OSError, so every caller that already survives a flaky disk survives it too."""
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def describe_files(path: Path) -> dict[str, dict[str, Any]]:

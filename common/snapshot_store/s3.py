@@ -34,9 +34,8 @@ from common.snapshot_store.base import (
     StoreError,
     check_file_name,
     describe_files,
-    sha256_of,
 )
-from model.snapshot import MANIFEST, POINTER, SnapshotError, check_version
+from model.snapshot import MANIFEST, POINTER, SnapshotError, check_version, sha256_of
 
 log = logging.getLogger(__name__)
 FILE_LIST = "files.json"
