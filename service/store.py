@@ -11,12 +11,12 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from common.events import POSITIVE, FeedbackEvent, stream_fields
 from common.items import StoredItem
 from common.keys import Keys, global_id
-from service.redis_client import AsyncRedis, is_cluster
+from service.redis_client import REDIS_ERRORS, AsyncRedis, is_cluster
 
 # One shard's events. KEYS: the shard's stream and popularity, then per event:
 # idempotency marker, history, dislikes (every key named by common.keys, declared
@@ -191,7 +191,9 @@ class Store:
         for top in tops:
             for item, score in top:
                 totals[_text(item)] = totals.get(_text(item), 0.0) + float(score)
-        return sorted(totals, key=lambda i: (-totals[i], i))[:n]
+        # Ties as ZREVRANGE orders them (higher member first): one shard reads the same.
+        ranked = sorted(totals.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
+        return [item for item, _ in ranked[:n]]
 
     # -- run-time catalog ------------------------------------------------------------
     async def add_item(self, item: StoredItem) -> bool:
@@ -245,7 +247,7 @@ class Store:
         """Whether Redis answers within `timeout` (a health check must not hang)."""
         try:
             return bool(await asyncio.wait_for(self.redis.ping(), timeout))
-        except (TimeoutError, RedisError, RedisClusterException, OSError):
+        except (TimeoutError, *REDIS_ERRORS):
             return False
 
     async def online(self) -> dict[str, dict[str, float]]:

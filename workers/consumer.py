@@ -96,6 +96,8 @@ class FeedbackConsumer:
     def read(self, count: int) -> list[Entry]:
         """Up to `count` entries: own pending, claimed and new ones from every shard;
         waits (up to block_ms) only when no shard has anything."""
+        if self.keys.shards == 1:  # one stream: one read that blocks while it is empty
+            return self._guarded(0, count, self.block_ms)
         out: list[Entry] = []
         for shard in range(self.keys.shards):
             if len(out) >= count:
@@ -103,8 +105,6 @@ class FeedbackConsumer:
             out += self._guarded(shard, count - len(out), block=None)
         if out:
             return out
-        if self.keys.shards == 1:
-            return self._guarded(0, count, self.block_ms)
         self._turn = (self._turn + 1) % self.keys.shards
         return self._guarded(self._turn, count, min(self.block_ms, IDLE_BLOCK_MS))
 
