@@ -164,12 +164,12 @@ def test_snapshots_written_before_utilization_was_saved_still_load(tmp_path: Pat
     old = {k: v for k, v in weights.items() if not k.endswith(("usage_sum", "usage_count"))}
     save_file(old, str(path / "weights.safetensors"))
     manifest = json.loads((path / "manifest.json").read_text())
-    manifest["checksums"]["weights.safetensors"] = snap._sha256(path / "weights.safetensors")
+    manifest["checksums"]["weights.safetensors"] = snap.sha256_of(path / "weights.safetensors")
     (path / "manifest.json").write_text(json.dumps(manifest))
     assert load_snapshot(path).model.config.experts == {"text": (3, 4)}
     del old[next(k for k in old if k.endswith("router.weight"))]  # a real weight missing
     save_file(old, str(path / "weights.safetensors"))
-    manifest["checksums"]["weights.safetensors"] = snap._sha256(path / "weights.safetensors")
+    manifest["checksums"]["weights.safetensors"] = snap.sha256_of(path / "weights.safetensors")
     (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(SnapshotError, match="missing keys"):
         load_snapshot(path)
