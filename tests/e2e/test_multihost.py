@@ -217,7 +217,9 @@ class Deployment:
             f"port {SENTINEL_PORT}\nbind {self.lan[host].address}\nprotected-mode no\n"
             f"dir {where}\nlogfile sentinel.log\n"
             f"sentinel monitor {SERVICE} {self.lan['r1'].address} {REDIS_PORT} 2\n"
-            f"sentinel down-after-milliseconds {SERVICE} 1000\n"
+            # 3 s, not 1: a replica busy with the returning primary's full sync on a
+            # loaded machine must not be failed over a second time (seen with 1 s).
+            f"sentinel down-after-milliseconds {SERVICE} 3000\n"
             f"sentinel failover-timeout {SERVICE} 5000\n"
         )
         self.start(host, [REDIS_SERVER_PATH, str(conf), "--sentinel"])
