@@ -11,7 +11,7 @@ import sys
 import uvicorn
 from fastapi import FastAPI
 
-from service.schemas import RecommendationList, RecommendRequest, ScoredItem
+from xsmoe.service.schemas import RecommendationList, RecommendRequest, ScoredItem
 
 app = FastAPI()
 ANSWER = RecommendationList(

@@ -49,10 +49,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from bench._rawhttp import Connection, HttpError
 from bench.serve import ensure_snapshot
-from common.events import POSITIVE, FeedbackEvent
-from common.keys import Keys
-from common.settings import Settings
-from model.snapshot import set_current
+from xsmoe.common.events import POSITIVE, FeedbackEvent
+from xsmoe.common.keys import Keys
+from xsmoe.common.settings import Settings
+from xsmoe.model.snapshot import set_current
 from xsmoe.redis_server import EmbeddedCluster, EmbeddedRedis, free_port, stop_process
 
 log = logging.getLogger("bench.scale")
@@ -269,8 +269,8 @@ def measure(target: Target, n: int, root: Path, work: Path, items: list[str]) ->
 
 async def store_floor(target: Target, items: list[str]) -> Phase:
     """The product's Store.append_feedback in this process: validation and Lua, no HTTP."""
-    from service.redis_client import connect
-    from service.store import Store
+    from xsmoe.service.redis_client import connect
+    from xsmoe.service.store import Store
 
     target.flush()
     client = connect(target.url, socket_timeout=5, socket_connect_timeout=2)
@@ -334,7 +334,7 @@ def redis_floor(target: Target, items: list[str]) -> Phase:
     RAW_PIPELINE batches deep to each data node, the next pipeline built while the
     last one runs. The keys and arguments are laid out as Store._append_shard lays
     them out (one call per shard a batch touches)."""
-    from service.store import _FEEDBACK  # the script itself, not a copy of it
+    from xsmoe.service.store import _FEEDBACK  # the script itself, not a copy of it
 
     target.flush()
     keys = Keys("scale-raw", target.shards)

@@ -32,11 +32,11 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
 from bench import _loadgen as loadgen
-from common.keys import Keys
-from common.settings import Settings
-from model.data import load_movielens_100k
-from model.retrieval import Retriever
-from model.snapshot import current_version, load_snapshot, set_current
+from xsmoe.common.keys import Keys
+from xsmoe.common.settings import Settings
+from xsmoe.model.data import load_movielens_100k
+from xsmoe.model.retrieval import Retriever
+from xsmoe.model.snapshot import current_version, load_snapshot, set_current
 from xsmoe.redis_server import EmbeddedRedis, free_port
 
 log = logging.getLogger("bench.serve")

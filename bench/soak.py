@@ -35,11 +35,11 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
 from bench.serve import ensure_snapshot, rss_mb, start
-from common import ledger
-from common.keys import Keys
-from common.settings import Settings
-from model.data import load_movielens_100k
-from model.snapshot import set_current
+from xsmoe.common import ledger
+from xsmoe.common.keys import Keys
+from xsmoe.common.settings import Settings
+from xsmoe.model.data import load_movielens_100k
+from xsmoe.model.snapshot import set_current
 from xsmoe.redis_server import EmbeddedRedis, free_port
 
 log = logging.getLogger("bench.soak")

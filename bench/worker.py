@@ -29,15 +29,15 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
 from bench.serve import ensure_snapshot, start
-from common import ledger
-from common.events import FeedbackEvent, stream_fields
-from common.keys import Keys
-from common.settings import Settings
-from model.data import load_movielens_100k
-from model.snapshot import current_version, set_current
-from workers.settings import WorkerOptions, WorkerSettings
-from workers.worker import Worker
+from xsmoe.common import ledger
+from xsmoe.common.events import FeedbackEvent, stream_fields
+from xsmoe.common.keys import Keys
+from xsmoe.common.settings import Settings
+from xsmoe.model.data import load_movielens_100k
+from xsmoe.model.snapshot import current_version, set_current
 from xsmoe.redis_server import EmbeddedRedis, free_port
+from xsmoe.workers.settings import WorkerOptions, WorkerSettings
+from xsmoe.workers.worker import Worker
 
 log = logging.getLogger("bench.worker")
 INGEST_EVENTS = int(os.environ.get("BENCH_INGEST_EVENTS", "100000"))

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from model.ids import ID_MAX, ID_PATTERN, ID_RULE, check_id
+from xsmoe.model.ids import ID_MAX, ID_PATTERN, ID_RULE, check_id
 
 EventType = Literal["click", "view", "purchase", "like", "dislike"]
 # Positive feedback extends the user's history (and trains the model); a dislike

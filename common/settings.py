@@ -11,9 +11,9 @@ from typing import Literal, Self
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from common.keys import Keys
-from common.redis_url import parse_redis_url
-from model.encoders import IMAGE_BUILTIN, TEXT_BUILTIN, ImageEncoderConfig, TextEncoderConfig
+from xsmoe.common.keys import Keys
+from xsmoe.common.redis_url import parse_redis_url
+from xsmoe.model.encoders import IMAGE_BUILTIN, TEXT_BUILTIN, ImageEncoderConfig, TextEncoderConfig
 
 
 class TextEncoderSettings(BaseModel):

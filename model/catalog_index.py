@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import faiss
 import numpy as np
 
-from model.index import build_index
+from xsmoe.model.index import build_index
 
 HNSW_NEIGHBOURS = 32
 

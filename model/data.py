@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.errors import DatasetError
-from model.ids import id_problem
+from xsmoe.model.errors import DatasetError
+from xsmoe.model.ids import id_problem
 
 ML100K = "ml-100k"
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from model.errors import EncoderLoadError
+from xsmoe.model.errors import EncoderLoadError
 
 log = logging.getLogger(__name__)
 

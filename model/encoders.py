@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model import dinov2_onnx
-from model.errors import EncoderLoadError
-from model.image_prep import IMAGENET_MEAN, IMAGENET_STD, to_pixel_values
+from xsmoe.model import dinov2_onnx
+from xsmoe.model.errors import EncoderLoadError
+from xsmoe.model.image_prep import IMAGENET_MEAN, IMAGENET_STD, to_pixel_values
 
 log = logging.getLogger(__name__)
 

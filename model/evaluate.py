@@ -7,10 +7,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from model.item_tower import ItemTable
-from model.metrics import target_ranks
-from model.recommender import Recommender
-from model.sequences import EvalCases, right_align
+from xsmoe.model.item_tower import ItemTable
+from xsmoe.model.metrics import target_ranks
+from xsmoe.model.recommender import Recommender
+from xsmoe.model.sequences import EvalCases, right_align
 
 # (B, T) history rows (PAD < 0, right-aligned) -> (B, N) scores over all item rows
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]

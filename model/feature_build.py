@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from model.data import CatalogItem
-from model.encoders import (
+from xsmoe.model.data import CatalogItem
+from xsmoe.model.encoders import (
     ImageEncoder,
     ImageEncoderConfig,
     TextEncoder,
@@ -24,8 +24,8 @@ from model.encoders import (
     feature_shape,
     identity,
 )
-from model.features import FeatureStore, ModalityRows, ModalitySpec
-from model.image_prep import load_image
+from xsmoe.model.features import FeatureStore, ModalityRows, ModalitySpec
+from xsmoe.model.image_prep import load_image
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from model.errors import FeatureStoreError, FeatureStoreMismatch
+from xsmoe.model.errors import FeatureStoreError, FeatureStoreMismatch
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from model.item_tower import ItemInputs
+from xsmoe.model.item_tower import ItemInputs
 
 
 class FullFineTuneTower(nn.Module):

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from model.errors import ModelError
+from xsmoe.model.errors import ModelError
 
 log = logging.getLogger(__name__)
 

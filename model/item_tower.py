@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.features import FeatureStore
-from model.fusion import ModalityGateFusion
-from model.side_moe import SideMoE, SideMoEConfig
+from xsmoe.model.features import FeatureStore
+from xsmoe.model.fusion import ModalityGateFusion
+from xsmoe.model.side_moe import SideMoE, SideMoEConfig
 
 
 @dataclass(frozen=True)

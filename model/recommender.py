@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from model.item_tower import ContentTower, IdTower, ItemInputs, ItemTable
-from model.user_encoder import UserEncoder, UserEncoderConfig
+from xsmoe.model.item_tower import ContentTower, IdTower, ItemInputs, ItemTable
+from xsmoe.model.user_encoder import UserEncoder, UserEncoderConfig
 
 
 @dataclass(frozen=True)

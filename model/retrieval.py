@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from model.catalog_index import CatalogIndex
-from model.item_tower import ItemTable
-from model.recommender import Recommender
-from model.snapshot import Snapshot
+from xsmoe.model.catalog_index import CatalogIndex
+from xsmoe.model.item_tower import ItemTable
+from xsmoe.model.recommender import Recommender
+from xsmoe.model.snapshot import Snapshot
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from model.errors import ModelError
-from model.features import ModalitySpec
-from model.index import build_index
-from model.recommender import Recommender, RecommenderConfig
+from xsmoe.model.errors import ModelError
+from xsmoe.model.features import ModalitySpec
+from xsmoe.model.index import build_index
+from xsmoe.model.recommender import Recommender, RecommenderConfig
 
 FORMAT_VERSION = 1
 POINTER = "CURRENT"

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.data import Interactions
-from model.sequences import EvalCases, group_by_user, last_item_cases
+from xsmoe.model.data import Interactions
+from xsmoe.model.sequences import EvalCases, group_by_user, last_item_cases
 
 
 @dataclass(frozen=True)

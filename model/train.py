@@ -20,12 +20,12 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
-from model.evaluate import model_scorer, rank_cases
-from model.item_tower import ItemTable
-from model.loss import softmax_loss
-from model.metrics import mean_metrics, metrics_from_ranks
-from model.recommender import Recommender
-from model.sequences import EvalCases, TrainBatch, train_batches, training_chunks
+from xsmoe.model.evaluate import model_scorer, rank_cases
+from xsmoe.model.item_tower import ItemTable
+from xsmoe.model.loss import softmax_loss
+from xsmoe.model.metrics import mean_metrics, metrics_from_ranks
+from xsmoe.model.recommender import Recommender
+from xsmoe.model.sequences import EvalCases, TrainBatch, train_batches, training_chunks
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.evaluate import ScoreFn, model_scorer, popularity_scorer, rank_cases
-from model.item_tower import ItemTable
-from model.metrics import KS, METRICS, mean_metrics, metrics_from_ranks
-from model.recommender import Recommender, RecommenderConfig
-from model.streaming import StreamingProtocol
-from model.train import TrainConfig, train_window
+from xsmoe.model.evaluate import ScoreFn, model_scorer, popularity_scorer, rank_cases
+from xsmoe.model.item_tower import ItemTable
+from xsmoe.model.metrics import KS, METRICS, mean_metrics, metrics_from_ranks
+from xsmoe.model.recommender import Recommender, RecommenderConfig
+from xsmoe.model.streaming import StreamingProtocol
+from xsmoe.model.train import TrainConfig, train_window
 
 log = logging.getLogger(__name__)
 

@@ -13,22 +13,22 @@ import faiss
 import torch
 from fastapi import FastAPI
 
-from common.redis_url import redacted
-from common.snapshot_store import open_store, serving_dir
-from model.feature_build import CatalogEncoder
-from model.image_prep import limit_decoding
-from service import errors, redis_client, threads
-from service.dashboard.traffic import SAMPLE_EVERY_S, TrafficSampler
-from service.deps import Runtime
-from service.item_encoder import ItemEncoder
-from service.limits import BodyLimit
-from service.metrics import LatencyMiddleware, Metrics
-from service.routes import admin, dashboard, feedback, health, items, model_info, recommend
-from service.serving import Serving
-from service.settings import ServiceSettings
-from service.store import Store
-from service.sync import CatalogSync
-from service.watcher import SnapshotWatcher
+from xsmoe.common.redis_url import redacted
+from xsmoe.common.snapshot_store import open_store, serving_dir
+from xsmoe.model.feature_build import CatalogEncoder
+from xsmoe.model.image_prep import limit_decoding
+from xsmoe.service import errors, redis_client, threads
+from xsmoe.service.dashboard.traffic import SAMPLE_EVERY_S, TrafficSampler
+from xsmoe.service.deps import Runtime
+from xsmoe.service.item_encoder import ItemEncoder
+from xsmoe.service.limits import BodyLimit
+from xsmoe.service.metrics import LatencyMiddleware, Metrics
+from xsmoe.service.routes import admin, dashboard, feedback, health, items, model_info, recommend
+from xsmoe.service.serving import Serving
+from xsmoe.service.settings import ServiceSettings
+from xsmoe.service.store import Store
+from xsmoe.service.sync import CatalogSync
+from xsmoe.service.watcher import SnapshotWatcher
 
 SHUTDOWN_TIMEOUT_S = 5.0  # per step of the lifespan's shutdown
 

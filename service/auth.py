@@ -16,9 +16,9 @@ from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader
 from pydantic import SecretStr
 
-from service.dashboard import session
-from service.errors import Forbidden, ServiceError, SignIn, Unauthorized
-from service.settings import ApiSettings
+from xsmoe.service.dashboard import session
+from xsmoe.service.errors import Forbidden, ServiceError, SignIn, Unauthorized
+from xsmoe.service.settings import ApiSettings
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
 KeyDep = Annotated[str | None, Depends(api_key_header)]

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from model.retrieval import Retriever
+from xsmoe.model.retrieval import Retriever
 
 MAX_BATCH = 64
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Container
 from dataclasses import dataclass
 
-from common.items import StoredItem
+from xsmoe.common.items import StoredItem
 
 
 @dataclass(frozen=True)

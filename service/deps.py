@@ -7,15 +7,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from common.keys import Keys
-from service.dashboard.traffic import TrafficSampler
-from service.errors import NoModel
-from service.item_encoder import ItemEncoder
-from service.metrics import Metrics
-from service.serving import Serving
-from service.settings import ServiceSettings
-from service.state import ServingState
-from service.store import Store
+from xsmoe.common.keys import Keys
+from xsmoe.service.dashboard.traffic import TrafficSampler
+from xsmoe.service.errors import NoModel
+from xsmoe.service.item_encoder import ItemEncoder
+from xsmoe.service.metrics import Metrics
+from xsmoe.service.serving import Serving
+from xsmoe.service.settings import ServiceSettings
+from xsmoe.service.state import ServingState
+from xsmoe.service.store import Store
 
 
 @dataclass

@@ -8,9 +8,9 @@ from collections.abc import Collection
 
 from PIL import Image
 
-from common.items import StoredItem
-from model.feature_build import CatalogEncoder
-from model.features import ModalitySpec
+from xsmoe.common.items import StoredItem
+from xsmoe.model.feature_build import CatalogEncoder
+from xsmoe.model.features import ModalitySpec
 
 
 class ItemEncoder:

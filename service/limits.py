@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from service.metrics import ASGIApp, Message, Receive, Scope, Send
+from xsmoe.service.metrics import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyLimit:

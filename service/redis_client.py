@@ -12,7 +12,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 
-from common.redis_url import parse_redis_url
+from xsmoe.common.redis_url import parse_redis_url
 
 # What a Redis call can raise when Redis is away, failing over or misconfigured: a
 # cluster client raises RedisClusterException, which is not a RedisError.

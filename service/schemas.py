@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from common.events import FeedbackEvent, Identifier
+from xsmoe.common.events import FeedbackEvent, Identifier
 
 MAX_K = 200
 

@@ -17,7 +17,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from service.settings import ApiSettings
+from xsmoe.service.settings import ApiSettings
 
 
 class BoundedHttpTools(HttpToolsProtocol):

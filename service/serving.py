@@ -14,15 +14,15 @@ import logging
 import time
 from pathlib import Path
 
-from common.snapshot_store import SnapshotStore
-from model.features import ModalitySpec
-from model.snapshot import load_snapshot
-from service.batcher import UserVectors
-from service.catalog import RuntimeCatalog
-from service.metrics import Metrics
-from service.retry import Backoff
-from service.settings import ServingSettings
-from service.state import ServingState, build_state
+from xsmoe.common.snapshot_store import SnapshotStore
+from xsmoe.model.features import ModalitySpec
+from xsmoe.model.snapshot import load_snapshot
+from xsmoe.service.batcher import UserVectors
+from xsmoe.service.catalog import RuntimeCatalog
+from xsmoe.service.metrics import Metrics
+from xsmoe.service.retry import Backoff
+from xsmoe.service.settings import ServingSettings
+from xsmoe.service.state import ServingState, build_state
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from common.settings import Settings
+from xsmoe.common.settings import Settings
 
 KEY_NAMES = ("read_key", "write_key", "admin_key")
 PROD_KEY_CHARS = 16  # `openssl rand -hex 16` gives 32

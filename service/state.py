@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from common.items import StoredItem, stack_features
-from model.retrieval import ItemFeatures, Retriever, embed_features
-from model.snapshot import Snapshot
-from service.catalog import CatalogOp
+from xsmoe.common.items import StoredItem, stack_features
+from xsmoe.model.retrieval import ItemFeatures, Retriever, embed_features
+from xsmoe.model.snapshot import Snapshot
+from xsmoe.service.catalog import CatalogOp
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
-from common.events import POSITIVE, FeedbackEvent, stream_fields
-from common.items import StoredItem
-from common.keys import Keys, global_id
-from service.redis_client import REDIS_ERRORS, AsyncRedis, is_cluster
+from xsmoe.common.events import POSITIVE, FeedbackEvent, stream_fields
+from xsmoe.common.items import StoredItem
+from xsmoe.common.keys import Keys, global_id
+from xsmoe.service.redis_client import REDIS_ERRORS, AsyncRedis, is_cluster
 
 # One shard's events. KEYS: the shard's stream and popularity, then per event:
 # idempotency marker, history, dislikes (every key named by common.keys, declared

@@ -10,10 +10,10 @@ import asyncio
 import logging
 import time
 
-from service.redis_client import REDIS_ERRORS
-from service.serving import Serving
-from service.store import Store
-from service.watcher import raise_if_cancelled
+from xsmoe.service.redis_client import REDIS_ERRORS
+from xsmoe.service.serving import Serving
+from xsmoe.service.store import Store
+from xsmoe.service.watcher import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 

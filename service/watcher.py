@@ -13,9 +13,9 @@ import asyncio
 import contextlib
 import logging
 
-from model.snapshot import POINTER, SnapshotError, check_version
-from service.redis_client import REDIS_ERRORS, AsyncRedis
-from service.serving import Serving, SwapFailed
+from xsmoe.model.snapshot import POINTER, SnapshotError, check_version
+from xsmoe.service.redis_client import REDIS_ERRORS, AsyncRedis
+from xsmoe.service.serving import Serving, SwapFailed
 
 log = logging.getLogger(__name__)
 

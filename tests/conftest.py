@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 import torch
 
-from service.settings import ServiceSettings
+from xsmoe.service.settings import ServiceSettings
 
 if TYPE_CHECKING:
     from tests.seaweed import SeaweedS3

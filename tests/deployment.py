@@ -11,16 +11,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.settings import ImageEncoderSettings, Settings, TextEncoderSettings
-from model.feature_build import CatalogEncoder
-from model.features import FeatureStore
-from model.item_tower import ItemTable
-from model.recommender import Recommender, RecommenderConfig
-from model.snapshot import save_snapshot, set_current
-from model.user_encoder import UserEncoderConfig
-from service.settings import ApiSettings, ServiceSettings, ServingSettings
-from workers.redis_client import connect
-from workers.settings import WorkerOptions, WorkerSettings
+from xsmoe.common.settings import ImageEncoderSettings, Settings, TextEncoderSettings
+from xsmoe.model.feature_build import CatalogEncoder
+from xsmoe.model.features import FeatureStore
+from xsmoe.model.item_tower import ItemTable
+from xsmoe.model.recommender import Recommender, RecommenderConfig
+from xsmoe.model.snapshot import save_snapshot, set_current
+from xsmoe.model.user_encoder import UserEncoderConfig
+from xsmoe.service.settings import ApiSettings, ServiceSettings, ServingSettings
+from xsmoe.workers.redis_client import connect
+from xsmoe.workers.settings import WorkerOptions, WorkerSettings
 
 DATASET = "tiny"
 WORDS = ["toy", "story", "movie", "action", "comedy", "drama", "horror", "love", "war", "space"]

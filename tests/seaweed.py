@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from common.settings import S3Settings
+from xsmoe.common.settings import S3Settings
 from xsmoe.redis_server import stop_process
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class SeaweedS3:
     def _wait_ready(self) -> None:
         """Ready once the bucket can be written and read back (the S3 port opens before
         the volume server has registered)."""
-        from common.snapshot_store.s3 import client_for
+        from xsmoe.common.snapshot_store.s3 import client_for
 
         client = client_for(self.settings())
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -70,7 +70,7 @@ def test_bad_catalog_line_is_reported(tiny_env: Path, capsys: pytest.CaptureFixt
 def test_bootstrap_and_eval_from_your_own_files(
     tiny_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from model.snapshot import load_current
+    from xsmoe.model.snapshot import load_current
 
     events = own_files(tiny_env)
     out = tiny_env.parent / "snapshots"
@@ -103,7 +103,7 @@ def test_a_catalog_with_no_interactions_gets_a_content_only_snapshot(
 ) -> None:
     import torch
 
-    from model.snapshot import load_current
+    from xsmoe.model.snapshot import load_current
 
     own_files(tiny_env)
     out = tiny_env.parent / "snapshots"
@@ -119,7 +119,7 @@ def test_a_catalog_with_no_interactions_gets_a_content_only_snapshot(
 def test_a_catalog_with_images_gets_an_image_tower(
     tiny_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from model.snapshot import load_current
+    from xsmoe.model.snapshot import load_current
 
     events = own_files(tiny_env, images=True)
     out = tiny_env.parent / "snapshots"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from model.snapshot import load_current
 from xsmoe.cli import main
+from xsmoe.model.snapshot import load_current
 
 pytestmark = pytest.mark.integration
 

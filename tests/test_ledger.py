@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common import ledger
+from xsmoe.common import ledger
 
 
 def _record(n: int) -> dict[str, object]:

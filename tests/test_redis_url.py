@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from common.redis_url import parse_redis_url, redacted
-from common.settings import Settings
+from xsmoe.common.redis_url import parse_redis_url, redacted
+from xsmoe.common.settings import Settings
 
 
 def test_the_three_shapes() -> None:

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from common.settings import Settings
-from common.snapshot_store import open_store
-from model.snapshot import current_version
-from service.settings import ServiceSettings
 from tests.deployment import publish_snapshot
 from tests.seaweed import SeaweedS3
-from workers.redis_client import connect
 from xsmoe.cli import main
+from xsmoe.common.settings import Settings
+from xsmoe.common.snapshot_store import open_store
+from xsmoe.model.snapshot import current_version
+from xsmoe.service.settings import ServiceSettings
+from xsmoe.workers.redis_client import connect
 
 
 def test_list_promote_and_rollback_move_the_pointer_and_announce(

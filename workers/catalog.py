@@ -7,10 +7,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from common.items import StoredItem, stack_features
-from common.keys import Keys
-from model.features import FeatureStore, ModalityRows
-from workers.redis_client import SyncRedis
+from xsmoe.common.items import StoredItem, stack_features
+from xsmoe.common.keys import Keys
+from xsmoe.model.features import FeatureStore, ModalityRows
+from xsmoe.workers.redis_client import SyncRedis
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from common.keys import Keys, global_id, split_id
-from workers.redis_client import SyncRedis
+from xsmoe.common.keys import Keys, global_id, split_id
+from xsmoe.workers.redis_client import SyncRedis
 
 log = logging.getLogger(__name__)
 CLAIM_EVERY_S = 5.0

@@ -16,7 +16,7 @@ import uuid
 
 from redis.exceptions import RedisError
 
-from workers.redis_client import REDIS_ERRORS, SyncRedis
+from xsmoe.workers.redis_client import REDIS_ERRORS, SyncRedis
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 from redis.sentinel import Sentinel
 
-from common.redis_url import parse_redis_url
+from xsmoe.common.redis_url import parse_redis_url
 
 # What a Redis call can raise when Redis is away, failing over or misconfigured: a
 # cluster client raises RedisClusterException, which is not a RedisError.

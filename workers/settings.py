@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from common.settings import Settings
-from model.train import Loss, TrainConfig
+from xsmoe.common.settings import Settings
+from xsmoe.model.train import Loss, TrainConfig
 
 
 class WorkerOptions(BaseModel):

@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from common.events import POSITIVE, FeedbackEvent
-from model.evaluate import model_scorer, rank_cases
-from model.item_tower import ItemTable
-from model.metrics import mean_metrics, metrics_from_ranks
-from model.recommender import Recommender
-from model.sequences import EvalCases, group_by_user, last_item_cases
-from model.train import TrainConfig, WindowReport, train_window
-from workers.settings import WorkerOptions
+from xsmoe.common.events import POSITIVE, FeedbackEvent
+from xsmoe.model.evaluate import model_scorer, rank_cases
+from xsmoe.model.item_tower import ItemTable
+from xsmoe.model.metrics import mean_metrics, metrics_from_ranks
+from xsmoe.model.recommender import Recommender
+from xsmoe.model.sequences import EvalCases, group_by_user, last_item_cases
+from xsmoe.model.train import TrainConfig, WindowReport, train_window
+from xsmoe.workers.settings import WorkerOptions
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from common.events import FeedbackEvent
-from workers.consumer import stream_order
+from xsmoe.common.events import FeedbackEvent
+from xsmoe.workers.consumer import stream_order
 
 
 @dataclass

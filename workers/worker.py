@@ -26,28 +26,28 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from common import ledger
-from common.events import POSITIVE, FeedbackEvent, from_stream_fields
-from common.redis_url import redacted
-from common.snapshot_store import next_version, open_store
-from model.features import FeatureStore
-from model.item_tower import ItemTable
-from model.snapshot import (
+from xsmoe.common import ledger
+from xsmoe.common.events import POSITIVE, FeedbackEvent, from_stream_fields
+from xsmoe.common.redis_url import redacted
+from xsmoe.common.snapshot_store import next_version, open_store
+from xsmoe.model.features import FeatureStore
+from xsmoe.model.item_tower import ItemTable
+from xsmoe.model.snapshot import (
     Snapshot,
     SnapshotError,
     list_versions,
     load_snapshot,
     save_snapshot,
 )
-from model.train import TrainingCancelled
-from workers import redis_client
-from workers.catalog import absorb_runtime_items, runtime_item_ids, sync_runtime_items
-from workers.consumer import Entry, FeedbackConsumer
-from workers.leader import LeaderLock
-from workers.redis_client import REDIS_ERRORS, SyncRedis
-from workers.settings import WorkerSettings
-from workers.trainer import WindowResult, train_and_gate, window_data
-from workers.window import WindowBuffer
+from xsmoe.model.train import TrainingCancelled
+from xsmoe.workers import redis_client
+from xsmoe.workers.catalog import absorb_runtime_items, runtime_item_ids, sync_runtime_items
+from xsmoe.workers.consumer import Entry, FeedbackConsumer
+from xsmoe.workers.leader import LeaderLock
+from xsmoe.workers.redis_client import REDIS_ERRORS, SyncRedis
+from xsmoe.workers.settings import WorkerSettings
+from xsmoe.workers.trainer import WindowResult, train_and_gate, window_data
+from xsmoe.workers.window import WindowBuffer
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0

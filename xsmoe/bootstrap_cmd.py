@@ -12,13 +12,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from common.settings import Settings
-from common.snapshot_store import LocalStore, next_version, open_store
-from model.recommender import Recommender
-from model.snapshot import save_snapshot
-from model.streaming import ProtocolConfig
-from model.train import TrainConfig, WindowReport, train_window
 from xsmoe import pipeline
+from xsmoe.common.settings import Settings
+from xsmoe.common.snapshot_store import LocalStore, next_version, open_store
+from xsmoe.model.recommender import Recommender
+from xsmoe.model.snapshot import save_snapshot
+from xsmoe.model.streaming import ProtocolConfig
+from xsmoe.model.train import TrainConfig, WindowReport, train_window
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from common.logs import setup_logging
-from common.settings import Settings
-from common.snapshot_store import StoreError
-from model.errors import EncoderLoadError, ModelError
 from xsmoe import (
     bootstrap_cmd,
     datasets_cmd,
@@ -22,6 +18,10 @@ from xsmoe import (
     up_cmd,
     worker_cmd,
 )
+from xsmoe.common.logs import setup_logging
+from xsmoe.common.settings import Settings
+from xsmoe.common.snapshot_store import StoreError
+from xsmoe.model.errors import EncoderLoadError, ModelError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,8 +7,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from common.settings import Settings
-from model.synth import SynthConfig, generate
+from xsmoe.common.settings import Settings
+from xsmoe.model.synth import SynthConfig, generate
 
 
 def register(commands: Any) -> None:

@@ -10,12 +10,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from common.settings import Settings
-from model.streaming import ProtocolConfig
-from model.train import LOSSES, TrainConfig
-from model.user_encoder import UserEncoderConfig
-from model.variants import ALL_VARIANTS, MAIN_VARIANTS, SPECS
 from xsmoe import eval_jobs, pipeline, report
+from xsmoe.common.settings import Settings
+from xsmoe.model.streaming import ProtocolConfig
+from xsmoe.model.train import LOSSES, TrainConfig
+from xsmoe.model.user_encoder import UserEncoderConfig
+from xsmoe.model.variants import ALL_VARIANTS, MAIN_VARIANTS, SPECS
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from common.logs import setup_logging
-from common.settings import Settings
-from model.encoders import resolve_model_dir
-from model.streaming import ProtocolConfig
-from model.train import TrainConfig
-from model.variants import run_variant
 from xsmoe import pipeline
+from xsmoe.common.logs import setup_logging
+from xsmoe.common.settings import Settings
+from xsmoe.model.encoders import resolve_model_dir
+from xsmoe.model.streaming import ProtocolConfig
+from xsmoe.model.train import TrainConfig
+from xsmoe.model.variants import run_variant
 
 USER_KEYS = ("dropout", "max_len")  # settings of the user encoder, not of TrainConfig
 
@@ -79,7 +79,7 @@ def _child(job: dict[str, Any], threads: int, show_progress: bool) -> dict[str, 
     n_test = job["full_ft_windows"] if name == "full-ft" else None
     tower = None
     if name == "full-ft":
-        from model.full_ft import FullFineTuneTower
+        from xsmoe.model.full_ft import FullFineTuneTower
 
         texts = {item.item_id: item.text for item in dataset.items}
         text_config = settings.text.to_config()

@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from common.settings import Settings
-from model.data import load_catalog
 from xsmoe import pipeline
+from xsmoe.common.settings import Settings
+from xsmoe.model.data import load_catalog
 
 
 def register(commands: Any) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from common.settings import Settings
-from model.data import (
+from xsmoe.common.settings import Settings
+from xsmoe.model.data import (
     ML100K,
     CatalogItem,
     Dataset,
@@ -23,13 +23,13 @@ from model.data import (
     load_interactions,
     load_movielens_100k,
 )
-from model.errors import DatasetError
-from model.feature_build import BuildReport, CatalogEncoder, build_features
-from model.features import FeatureStore
-from model.item_tower import ItemTable
-from model.recommender import RecommenderConfig
-from model.streaming import ProtocolConfig, StreamingProtocol
-from model.user_encoder import UserEncoderConfig
+from xsmoe.model.errors import DatasetError
+from xsmoe.model.feature_build import BuildReport, CatalogEncoder, build_features
+from xsmoe.model.features import FeatureStore
+from xsmoe.model.item_tower import ItemTable
+from xsmoe.model.recommender import RecommenderConfig
+from xsmoe.model.streaming import ProtocolConfig, StreamingProtocol
+from xsmoe.model.user_encoder import UserEncoderConfig
 
 log = logging.getLogger(__name__)
 

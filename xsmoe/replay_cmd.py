@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
-from common.settings import Settings
 from xsmoe import pipeline
+from xsmoe.common.settings import Settings
 
 
 def register(commands: Any) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from model.metrics import METRICS
+from xsmoe.model.metrics import METRICS
 
 
 def combine_seeds(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from common.settings import Settings
+from xsmoe.common.settings import Settings
 
 
 def register(commands: Any) -> None:
@@ -30,9 +30,9 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from service.app import create_app
-    from service.server import server_config
-    from service.settings import ServiceSettings
+    from xsmoe.service.app import create_app
+    from xsmoe.service.server import server_config
+    from xsmoe.service.settings import ServiceSettings
 
     try:
         service_settings = ServiceSettings()

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common.settings import Settings
-from common.snapshot_store import LocalStore, SnapshotStore, open_store
-from model.snapshot import SnapshotError
-from workers import redis_client
+from xsmoe.common.settings import Settings
+from xsmoe.common.snapshot_store import LocalStore, SnapshotStore, open_store
+from xsmoe.model.snapshot import SnapshotError
+from xsmoe.workers import redis_client
 
 
 def register(commands: Any) -> None:

@@ -16,12 +16,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from common.settings import Settings
-from model.streaming import ProtocolConfig
-from model.train import LOSSES
-from model.variants import ALL_VARIANTS, SPECS
 from xsmoe import eval_jobs, pipeline
+from xsmoe.common.settings import Settings
 from xsmoe.eval_cmd import add_training_options, modalities, train_config
+from xsmoe.model.streaming import ProtocolConfig
+from xsmoe.model.train import LOSSES
+from xsmoe.model.variants import ALL_VARIANTS, SPECS
 
 log = logging.getLogger(__name__)
 

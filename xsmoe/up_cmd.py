@@ -22,10 +22,10 @@ from typing import Any
 
 import httpx
 
-from common.settings import Settings
-from model.data import ML100K
-from model.snapshot import current_version
 from xsmoe import pipeline
+from xsmoe.common.settings import Settings
+from xsmoe.model.data import ML100K
+from xsmoe.model.snapshot import current_version
 from xsmoe.redis_server import EmbeddedRedis
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from common.settings import Settings
+from xsmoe.common.settings import Settings
 
 
 def register(commands: Any) -> None:
@@ -24,8 +24,8 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from workers.settings import WorkerSettings
-    from workers.worker import Worker
+    from xsmoe.workers.settings import WorkerSettings
+    from xsmoe.workers.worker import Worker
 
     worker_settings = WorkerSettings()
     if args.snapshot_dir is not None:

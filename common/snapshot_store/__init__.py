@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlparse
 
-from common.settings import Settings
-from common.snapshot_store.base import SnapshotStore, StoreError
-from common.snapshot_store.local import LocalStore
-from model.snapshot import list_versions, version_name
+from xsmoe.common.settings import Settings
+from xsmoe.common.snapshot_store.base import SnapshotStore, StoreError
+from xsmoe.common.snapshot_store.local import LocalStore
+from xsmoe.model.snapshot import list_versions, version_name
 
 __all__ = [
     "LocalStore",
@@ -30,7 +30,7 @@ def open_store(settings: Settings, url: str | None = None) -> SnapshotStore:
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise ValueError(f"XSMOE_SNAPSHOT_STORE={url!r} names no bucket (s3://bucket/prefix)")
-        from common.snapshot_store.s3 import S3Store, client_for  # boto3 only when used
+        from xsmoe.common.snapshot_store.s3 import S3Store, client_for  # boto3 only when used
 
         return S3Store(client_for(settings.s3), parsed.netloc, parsed.path)
     if parsed.scheme in ("", "file"):

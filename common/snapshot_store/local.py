@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from common.snapshot_store.base import TMP_PREFIX, SnapshotStore
-from model.snapshot import MANIFEST, current_version, list_versions, set_current
+from xsmoe.common.snapshot_store.base import TMP_PREFIX, SnapshotStore
+from xsmoe.model.snapshot import MANIFEST, current_version, list_versions, set_current
 
 
 class LocalStore(SnapshotStore):

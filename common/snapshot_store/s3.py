@@ -27,15 +27,15 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from common.settings import S3Settings
-from common.snapshot_store.base import (
+from xsmoe.common.settings import S3Settings
+from xsmoe.common.snapshot_store.base import (
     TMP_PREFIX,
     SnapshotStore,
     StoreError,
     check_file_name,
     describe_files,
 )
-from model.snapshot import MANIFEST, POINTER, SnapshotError, check_version, sha256_of
+from xsmoe.model.snapshot import MANIFEST, POINTER, SnapshotError, check_version, sha256_of
 
 log = logging.getLogger(__name__)
 FILE_LIST = "files.json"

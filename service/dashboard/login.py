@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
-from service.dashboard.page import STYLE
+from xsmoe.service.dashboard.page import STYLE
 
 
 def login_page(hours: float, error: str | None = None) -> str:

@@ -10,9 +10,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from model.snapshot import MANIFEST, list_versions
-from service.dashboard import svg
-from service.dashboard.traffic import TrafficPoint
+from xsmoe.model.snapshot import MANIFEST, list_versions
+from xsmoe.service.dashboard import svg
+from xsmoe.service.dashboard.traffic import TrafficPoint
 
 STYLE = """
 body{font:14px system-ui,sans-serif;margin:24px;color:#111;background:#fafafa}

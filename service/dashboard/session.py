@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from service.settings import ApiSettings
+from xsmoe.service.settings import ApiSettings
 
 COOKIE = "xsmoe_dashboard"
 PATH = "/dashboard"  # the cookie goes to the dashboard's pages only, never to /v1

@@ -6,7 +6,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from service.metrics import Metrics
+from xsmoe.service.metrics import Metrics
 
 SAMPLE_EVERY_S = 5.0
 

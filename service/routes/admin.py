@@ -7,13 +7,13 @@ import logging
 
 from fastapi import APIRouter, Depends
 
-from model.snapshot import SnapshotError
-from service.auth import require_admin
-from service.deps import RuntimeDep
-from service.errors import Conflict, NotFound, StoreUnavailable
-from service.redis_client import REDIS_ERRORS
-from service.schemas import RollbackDone, RollbackRequest
-from service.serving import SwapFailed
+from xsmoe.model.snapshot import SnapshotError
+from xsmoe.service.auth import require_admin
+from xsmoe.service.deps import RuntimeDep
+from xsmoe.service.errors import Conflict, NotFound, StoreUnavailable
+from xsmoe.service.redis_client import REDIS_ERRORS
+from xsmoe.service.schemas import RollbackDone, RollbackRequest
+from xsmoe.service.serving import SwapFailed
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])

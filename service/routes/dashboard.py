@@ -11,13 +11,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from common import ledger
-from service.auth import opens_reads, refuse_key_in_url, require_dashboard
-from service.dashboard import session
-from service.dashboard.login import login_page
-from service.dashboard.page import DashboardData, manifests, render
-from service.deps import RuntimeDep, StateDep
-from service.redis_client import REDIS_ERRORS
+from xsmoe.common import ledger
+from xsmoe.service.auth import opens_reads, refuse_key_in_url, require_dashboard
+from xsmoe.service.dashboard import session
+from xsmoe.service.dashboard.login import login_page
+from xsmoe.service.dashboard.page import DashboardData, manifests, render
+from xsmoe.service.deps import RuntimeDep, StateDep
+from xsmoe.service.redis_client import REDIS_ERRORS
 
 router = APIRouter(tags=["dashboard"])
 

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends
 
-from common.events import FeedbackEvent
-from service.auth import require_write
-from service.deps import Runtime, RuntimeDep
-from service.errors import InvalidInput
-from service.schemas import AcceptedEvent, FeedbackAccepted, FeedbackBatch, FeedbackPayload
+from xsmoe.common.events import FeedbackEvent
+from xsmoe.service.auth import require_write
+from xsmoe.service.deps import Runtime, RuntimeDep
+from xsmoe.service.errors import InvalidInput
+from xsmoe.service.schemas import AcceptedEvent, FeedbackAccepted, FeedbackBatch, FeedbackPayload
 
 router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[Depends(require_write)])
 

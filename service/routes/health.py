@@ -8,8 +8,8 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.deps import RuntimeDep
-from service.redis_client import REDIS_ERRORS
+from xsmoe.service.deps import RuntimeDep
+from xsmoe.service.redis_client import REDIS_ERRORS
 
 router = APIRouter(tags=["health"])
 

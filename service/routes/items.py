@@ -10,14 +10,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Path, UploadFile
 from PIL import Image
 
-from common.events import Identifier
-from common.items import StoredItem
-from model.image_prep import ImageTooLarge, load_image
-from service.auth import require_read, require_write
-from service.deps import Runtime, RuntimeDep, StateDep
-from service.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
-from service.schemas import ItemCreate, ItemOut
-from service.state import ServingState
+from xsmoe.common.events import Identifier
+from xsmoe.common.items import StoredItem
+from xsmoe.model.image_prep import ImageTooLarge, load_image
+from xsmoe.service.auth import require_read, require_write
+from xsmoe.service.deps import Runtime, RuntimeDep, StateDep
+from xsmoe.service.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from xsmoe.service.schemas import ItemCreate, ItemOut
+from xsmoe.service.state import ServingState
 
 router = APIRouter(prefix="/v1/items", tags=["items"])
 # `:path`: an id with a `/` (sent as %2F) reaches validation and gets a 422 that says

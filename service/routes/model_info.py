@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from service.auth import require_read
-from service.deps import RuntimeDep, StateDep
-from service.redis_client import REDIS_ERRORS
-from service.schemas import ModelInfo
+from xsmoe.service.auth import require_read
+from xsmoe.service.deps import RuntimeDep, StateDep
+from xsmoe.service.redis_client import REDIS_ERRORS
+from xsmoe.service.schemas import ModelInfo
 
 router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(require_read)])
 

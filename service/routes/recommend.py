@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from common.events import Identifier
-from service.auth import require_read
-from service.deps import Runtime, RuntimeDep, StateDep
-from service.redis_client import REDIS_ERRORS
-from service.schemas import MAX_K, RecommendationList, RecommendRequest, ScoredItem
-from service.state import ServingState
+from xsmoe.common.events import Identifier
+from xsmoe.service.auth import require_read
+from xsmoe.service.deps import Runtime, RuntimeDep, StateDep
+from xsmoe.service.redis_client import REDIS_ERRORS
+from xsmoe.service.schemas import MAX_K, RecommendationList, RecommendRequest, ScoredItem
+from xsmoe.service.state import ServingState
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[Depends(require_read)])
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from common.snapshot_store import LocalStore, StoreError, next_version, open_store
-from common.snapshot_store.s3 import FILE_LIST, S3Store
-from model.snapshot import POINTER, SnapshotError, current_version, load_snapshot
-from service.settings import ServiceSettings
 from tests.deployment import publish_snapshot
 from tests.seaweed import SeaweedS3
+from xsmoe.common.snapshot_store import LocalStore, StoreError, next_version, open_store
+from xsmoe.common.snapshot_store.s3 import FILE_LIST, S3Store
+from xsmoe.model.snapshot import POINTER, SnapshotError, current_version, load_snapshot
+from xsmoe.service.settings import ServiceSettings
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.settings import ServiceSettings
 from tests.deployment import env_of
 from xsmoe.redis_server import free_port
+from xsmoe.service.settings import ServiceSettings
 
 Launcher = Callable[[], str]
 

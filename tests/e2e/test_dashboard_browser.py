@@ -15,11 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from common import ledger
-from service.settings import ServiceSettings
 from tests.deployment import WRITE_KEY, planted_events, worker_env, worker_settings_for
 from tests.e2e.conftest import Launcher
 from xsmoe.client import Client
+from xsmoe.common import ledger
+from xsmoe.service.settings import ServiceSettings
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

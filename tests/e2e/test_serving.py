@@ -9,11 +9,11 @@ from collections import Counter
 import httpx
 import pytest
 
-from service.settings import ServiceSettings
 from tests.deployment import WRITE_KEY, publish_snapshot
 from tests.e2e.conftest import Launcher
-from workers.redis_client import connect
 from xsmoe.client import ApiError, Client
+from xsmoe.service.settings import ServiceSettings
+from xsmoe.workers.redis_client import connect
 
 pytestmark = pytest.mark.slow
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from common import ledger
-from service.app import create_app
-from service.settings import ServiceSettings
 from tests.deployment import WRITE_KEY, planted_events, worker_env, worker_settings_for
-from workers.redis_client import connect
+from xsmoe.common import ledger
+from xsmoe.service.app import create_app
+from xsmoe.service.settings import ServiceSettings
+from xsmoe.workers.redis_client import connect
 
 pytestmark = pytest.mark.slow
 

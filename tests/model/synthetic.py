@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from model.data import Interactions
-from model.item_tower import ItemTable
-from model.recommender import RecommenderConfig
-from model.user_encoder import UserEncoderConfig
+from xsmoe.model.data import Interactions
+from xsmoe.model.item_tower import ItemTable
+from xsmoe.model.recommender import RecommenderConfig
+from xsmoe.model.user_encoder import UserEncoderConfig
 
 
 def cyclic_stream(

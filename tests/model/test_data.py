@@ -6,14 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.data import (
+from xsmoe.model.data import (
     load_catalog,
     load_interactions,
     load_movielens_100k,
     movie_text,
     movielens_dir,
 )
-from model.errors import DatasetError
+from xsmoe.model.errors import DatasetError
 
 
 def test_movielens_100k_counts_and_order() -> None:

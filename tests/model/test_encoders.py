@@ -7,15 +7,15 @@ import pytest
 import torch
 from PIL import Image
 
-from model.encoders import (
+from xsmoe.model.encoders import (
     ImageEncoder,
     ImageEncoderConfig,
     TextEncoder,
     TextEncoderConfig,
     feature_shape,
 )
-from model.errors import EncoderLoadError
-from model.image_prep import IMAGENET_MEAN, IMAGENET_STD, resize_center_crop, to_pixel_values
+from xsmoe.model.errors import EncoderLoadError
+from xsmoe.model.image_prep import IMAGENET_MEAN, IMAGENET_STD, resize_center_crop, to_pixel_values
 
 
 def _text(folder: Path, tmp_path: Path, **kw: object) -> TextEncoder:

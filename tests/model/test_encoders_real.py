@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model import dinov2_onnx
-from model.encoders import ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig
+from xsmoe.model import dinov2_onnx
+from xsmoe.model.encoders import ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig
 
 pytestmark = pytest.mark.integration
 

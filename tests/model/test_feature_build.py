@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.data import CatalogItem
-from model.encoders import ImageEncoderConfig, TextEncoderConfig
-from model.feature_build import CatalogEncoder, build_features
-from model.features import FeatureStore
+from xsmoe.model.data import CatalogItem
+from xsmoe.model.encoders import ImageEncoderConfig, TextEncoderConfig
+from xsmoe.model.feature_build import CatalogEncoder, build_features
+from xsmoe.model.features import FeatureStore
 
 
 @pytest.fixture

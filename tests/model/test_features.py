@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.errors import FeatureStoreError, FeatureStoreMismatch
-from model.features import FeatureStore, ModalityRows, ModalitySpec
+from xsmoe.model.errors import FeatureStoreError, FeatureStoreMismatch
+from xsmoe.model.features import FeatureStore, ModalityRows, ModalitySpec
 
 SPECS = {
     "text": ModalitySpec({"model": "tiny-bert", "layers": [0, 2]}, n_layers=2, hidden=4),

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import torch
 
-from model.fusion import ModalityGateFusion
-from model.user_encoder import UserEncoder, UserEncoderConfig
+from xsmoe.model.fusion import ModalityGateFusion
+from xsmoe.model.user_encoder import UserEncoder, UserEncoderConfig
 
 
 def test_missing_modality_is_masked_out_of_the_gate() -> None:

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from model.recommender import Recommender
-from model.retrieval import ItemFeatures, embed_features
-from model.streaming import ProtocolConfig, StreamingProtocol
-from model.train import TrainConfig, train_window
 from tests.model.synthetic import cyclic_stream, small_config
+from xsmoe.model.recommender import Recommender
+from xsmoe.model.retrieval import ItemFeatures, embed_features
+from xsmoe.model.streaming import ProtocolConfig, StreamingProtocol
+from xsmoe.model.train import TrainConfig, train_window
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.loss import softmax_loss
-from model.metrics import mean_metrics, metrics_from_ranks, target_ranks
+from xsmoe.model.loss import softmax_loss
+from xsmoe.model.metrics import mean_metrics, metrics_from_ranks, target_ranks
 
 
 def test_ranks_and_metrics_match_a_hand_computed_example() -> None:

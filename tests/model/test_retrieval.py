@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from model.features import ModalitySpec
-from model.recommender import Recommender
-from model.retrieval import ItemFeatures, Retriever, embed_features
-from model.snapshot import load_snapshot, save_snapshot
 from tests.model.synthetic import cyclic_stream, small_config
+from xsmoe.model.features import ModalitySpec
+from xsmoe.model.recommender import Recommender
+from xsmoe.model.retrieval import ItemFeatures, Retriever, embed_features
+from xsmoe.model.snapshot import load_snapshot, save_snapshot
 
 POPULAR = ["i5", "i7", "i9", "nope"]
 

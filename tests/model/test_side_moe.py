@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.side_moe import MoEStage, SideMoE, SideMoEConfig
+from xsmoe.model.side_moe import MoEStage, SideMoE, SideMoEConfig
 
 
 def _stage(n: int = 1) -> MoEStage:

@@ -11,9 +11,11 @@ import pytest
 import torch
 from safetensors.torch import save
 
-from model.features import ModalitySpec
-from model.recommender import Recommender
-from model.snapshot import (
+from tests.model.synthetic import cyclic_stream, small_config
+from tests.model.tamper import rewrite_config, rewrite_snapshot_file
+from xsmoe.model.features import ModalitySpec
+from xsmoe.model.recommender import Recommender
+from xsmoe.model.snapshot import (
     SnapshotError,
     current_version,
     list_versions,
@@ -22,8 +24,6 @@ from model.snapshot import (
     save_snapshot,
     set_current,
 )
-from tests.model.synthetic import cyclic_stream, small_config
-from tests.model.tamper import rewrite_config, rewrite_snapshot_file
 
 SPECS = {"text": ModalitySpec({"model": "synthetic"}, 3, 16)}
 HISTORY = [3, 4, 5, 6]
@@ -63,7 +63,7 @@ def _save(tmp_path: Path) -> tuple[Recommender, np.ndarray, Path]:
 LOADER = """
 import json, sys, torch
 from pathlib import Path
-from model.snapshot import load_snapshot
+from xsmoe.model.snapshot import load_snapshot
 snap = load_snapshot(Path(sys.argv[1]))
 emb = torch.from_numpy(snap.embeddings)
 user = snap.model.user_embedding(emb[[3, 4, 5, 6]])
@@ -157,7 +157,7 @@ def test_utilization_travels_with_the_snapshot_so_a_restarted_worker_can_prune(
 def test_snapshots_written_before_utilization_was_saved_still_load(tmp_path: Path) -> None:
     from safetensors.torch import load_file, save_file
 
-    from model import snapshot as snap
+    from xsmoe.model import snapshot as snap
 
     _, _, path = _save(tmp_path)
     weights = load_file(str(path / "weights.safetensors"))
@@ -227,7 +227,7 @@ def test_an_index_or_embeddings_of_the_wrong_dimension_or_rows_are_refused(
 PEAK_GROWTH = """
 import resource, sys
 from pathlib import Path
-from model.snapshot import SnapshotError, load_snapshot
+from xsmoe.model.snapshot import SnapshotError, load_snapshot
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
     load_snapshot(Path(sys.argv[1]))

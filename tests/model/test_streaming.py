@@ -4,12 +4,12 @@ from dataclasses import replace
 
 import torch
 
-from model.data import Interactions
-from model.recommender import Recommender
-from model.streaming import ProtocolConfig, StreamingProtocol
-from model.train import TrainConfig, train_window
-from model.variants import run_variant
 from tests.model.synthetic import cyclic_stream, small_config
+from xsmoe.model.data import Interactions
+from xsmoe.model.recommender import Recommender
+from xsmoe.model.streaming import ProtocolConfig, StreamingProtocol
+from xsmoe.model.train import TrainConfig, train_window
+from xsmoe.model.variants import run_variant
 
 
 def _protocol() -> tuple[StreamingProtocol, list[str]]:
@@ -85,8 +85,8 @@ def test_training_is_seeded_and_deterministic() -> None:
 
 
 def test_content_only_variant_scores_by_history_content_and_never_trains() -> None:
-    from model.evaluate import model_scorer
-    from model.variants import build_model
+    from xsmoe.model.evaluate import model_scorer
+    from xsmoe.model.variants import build_model
 
     table, inter = cyclic_stream()
     p = StreamingProtocol(

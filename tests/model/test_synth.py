@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from model.data import load_catalog, load_interactions
-from model.synth import COLOURS, SynthConfig, generate
+from xsmoe.model.data import load_catalog, load_interactions
+from xsmoe.model.synth import COLOURS, SynthConfig, generate
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -64,7 +64,7 @@ def test_tastes_drift_with_the_season(tmp_path: Path) -> None:
 
 
 def test_seasons_last_their_length_and_recur() -> None:
-    from model.synth import seasons
+    from xsmoe.model.synth import seasons
 
     ten = seasons(SynthConfig(n_windows=10, season_length=2))
     assert ten[0] == ten[1] and ten[1] != ten[2] and ten[2] == ten[3]

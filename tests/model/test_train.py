@@ -7,11 +7,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from model.recommender import Recommender
-from model.streaming import ProtocolConfig, StreamingProtocol
-from model.train import TrainConfig, train_window, validation_ndcg
-from model.user_encoder import UserEncoder, UserEncoderConfig
 from tests.model.synthetic import cyclic_stream, small_config
+from xsmoe.model.recommender import Recommender
+from xsmoe.model.streaming import ProtocolConfig, StreamingProtocol
+from xsmoe.model.train import TrainConfig, train_window, validation_ndcg
+from xsmoe.model.user_encoder import UserEncoder, UserEncoderConfig
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -5,8 +5,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.settings import ServiceSettings
+from xsmoe.service.app import create_app
+from xsmoe.service.settings import ServiceSettings
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from service.app import create_app
-from service.server import server_config
-from service.settings import ServiceSettings
 from xsmoe.redis_server import free_port
+from xsmoe.service.app import create_app
+from xsmoe.service.server import server_config
+from xsmoe.service.settings import ServiceSettings
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from service.app import create_app
-from service.settings import ApiSettings, ServiceSettings
 from tests.deployment import ADMIN_KEY, READ_KEY, WRITE_KEY
+from xsmoe.service.app import create_app
+from xsmoe.service.settings import ApiSettings, ServiceSettings
 
 EVENT = {"user_id": "u", "item_id": "m1"}
 

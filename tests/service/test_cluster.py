@@ -11,13 +11,13 @@ from collections import Counter
 import pytest
 from fastapi.testclient import TestClient
 
-from common import ledger
-from model.snapshot import current_version
-from service.app import create_app
-from service.settings import ServiceSettings
 from tests.deployment import WRITE_KEY, planted_events, worker_settings_for
-from workers.redis_client import connect
-from workers.worker import Worker
+from xsmoe.common import ledger
+from xsmoe.model.snapshot import current_version
+from xsmoe.service.app import create_app
+from xsmoe.service.settings import ServiceSettings
+from xsmoe.workers.redis_client import connect
+from xsmoe.workers.worker import Worker
 
 W = {"X-API-Key": WRITE_KEY}
 SHARDS = 8

@@ -7,11 +7,11 @@ import time
 
 from fastapi.testclient import TestClient
 
-from common import ledger
-from service.app import create_app
-from service.dashboard import session
-from service.settings import ApiSettings, ServiceSettings
 from tests.deployment import ADMIN_KEY, READ_KEY, WRITE_KEY
+from xsmoe.common import ledger
+from xsmoe.service.app import create_app
+from xsmoe.service.dashboard import session
+from xsmoe.service.settings import ApiSettings, ServiceSettings
 
 
 def _window(n: int, version: str, outcome: str) -> dict[str, object]:

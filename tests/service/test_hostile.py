@@ -15,10 +15,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.settings import ServiceSettings
 from tests.deployment import WRITE_KEY, publish_snapshot
 from tests.service.live import live_server, read_response
+from xsmoe.service.app import create_app
+from xsmoe.service.settings import ServiceSettings
 
 W = {"X-API-Key": WRITE_KEY}
 

@@ -7,9 +7,9 @@ import numpy as np
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.app import create_app
-from service.settings import ServiceSettings
 from tests.deployment import WRITE_KEY
+from xsmoe.service.app import create_app
+from xsmoe.service.settings import ServiceSettings
 
 W = {"X-API-Key": WRITE_KEY}
 

@@ -4,7 +4,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 
 from tests.deployment import ITEM_IDS, WRITE_KEY
-from workers.redis_client import connect
+from xsmoe.workers.redis_client import connect
 
 W = {"X-API-Key": WRITE_KEY}
 

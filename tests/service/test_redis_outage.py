@@ -7,10 +7,10 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.settings import ServiceSettings
 from tests.deployment import WRITE_KEY
 from xsmoe.redis_server import EmbeddedRedis
+from xsmoe.service.app import create_app
+from xsmoe.service.settings import ServiceSettings
 
 
 def test_without_redis_recommendations_answer_and_feedback_is_refused_not_lost(

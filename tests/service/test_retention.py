@@ -7,12 +7,12 @@ import time
 
 from fastapi.testclient import TestClient
 
-from common import ledger
-from service.app import create_app
-from service.settings import ServiceSettings
 from tests.deployment import WRITE_KEY, planted_events, worker_settings_for
-from workers.redis_client import connect
-from workers.worker import Worker
+from xsmoe.common import ledger
+from xsmoe.service.app import create_app
+from xsmoe.service.settings import ServiceSettings
+from xsmoe.workers.redis_client import connect
+from xsmoe.workers.worker import Worker
 
 W = {"X-API-Key": WRITE_KEY}
 

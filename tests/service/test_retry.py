@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.retry import Backoff
+from xsmoe.service.retry import Backoff
 
 
 def test_backoff_doubles_up_to_its_cap_per_version_and_clears() -> None:

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from common import ledger
-from common.events import FeedbackEvent, stream_fields
-from common.snapshot_store import StoreError, open_store
-from service.app import create_app
-from service.settings import ServiceSettings
 from tests.deployment import announce_pointer, planted_events, publish_snapshot, worker_settings_for
 from tests.seaweed import SeaweedS3
 from tests.service.test_swap import _refused, _version, wait_for
-from workers.redis_client import connect
-from workers.worker import Worker
+from xsmoe.common import ledger
+from xsmoe.common.events import FeedbackEvent, stream_fields
+from xsmoe.common.snapshot_store import StoreError, open_store
+from xsmoe.service.app import create_app
+from xsmoe.service.settings import ServiceSettings
+from xsmoe.workers.redis_client import connect
+from xsmoe.workers.worker import Worker
 
 pytestmark = pytest.mark.timeout(240)
 

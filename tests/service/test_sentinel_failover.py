@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.settings import ServiceSettings
 from tests.deployment import WRITE_KEY
 from tests.service.live import live_server
-from workers.redis_client import connect
 from xsmoe.redis_server import EmbeddedRedis, EmbeddedSentinels
+from xsmoe.service.settings import ServiceSettings
+from xsmoe.workers.redis_client import connect
 
 W = {"X-API-Key": WRITE_KEY}
 log = logging.getLogger(__name__)

@@ -11,12 +11,12 @@ import faiss
 import numpy as np
 from fastapi.testclient import TestClient
 
-from model.snapshot import current_version, set_current
-from service.app import create_app
-from service.settings import ServiceSettings, ServingSettings
 from tests.deployment import ADMIN_KEY, WRITE_KEY, publish_snapshot
 from tests.model.tamper import rewrite_snapshot_file
-from workers.redis_client import connect
+from xsmoe.model.snapshot import current_version, set_current
+from xsmoe.service.app import create_app
+from xsmoe.service.settings import ServiceSettings, ServingSettings
+from xsmoe.workers.redis_client import connect
 
 W, A = {"X-API-Key": WRITE_KEY}, {"X-API-Key": ADMIN_KEY}
 

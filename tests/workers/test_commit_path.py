@@ -13,17 +13,17 @@ from typing import Any
 
 import pytest
 
-from common import ledger
-from common.events import FeedbackEvent, stream_fields
-from common.keys import Keys
-from model.snapshot import current_version, list_versions, set_current
-from service.settings import ServiceSettings
 from tests.deployment import planted_events, worker_settings_for
-from workers import worker as worker_module
-from workers.leader import LeaderLock
-from workers.redis_client import connect
-from workers.worker import SnapshotUnavailable, Worker
+from xsmoe.common import ledger
+from xsmoe.common.events import FeedbackEvent, stream_fields
+from xsmoe.common.keys import Keys
+from xsmoe.model.snapshot import current_version, list_versions, set_current
 from xsmoe.redis_server import EmbeddedRedis
+from xsmoe.service.settings import ServiceSettings
+from xsmoe.workers import worker as worker_module
+from xsmoe.workers.leader import LeaderLock
+from xsmoe.workers.redis_client import connect
+from xsmoe.workers.worker import SnapshotUnavailable, Worker
 
 
 def wait_for(check: Callable[[], object], timeout: float = 60.0) -> None:

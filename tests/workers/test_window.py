@@ -4,10 +4,10 @@ import time
 
 import numpy as np
 
-from common.events import FeedbackEvent
-from workers.settings import WorkerOptions
-from workers.trainer import CONTEXT, GATE, TRAIN, VALIDATE, window_data
-from workers.window import WindowBuffer
+from xsmoe.common.events import FeedbackEvent
+from xsmoe.workers.settings import WorkerOptions
+from xsmoe.workers.trainer import CONTEXT, GATE, TRAIN, VALIDATE, window_data
+from xsmoe.workers.window import WindowBuffer
 
 
 def _event(user: str, item: str, kind: str = "click", event_id: str | None = None) -> FeedbackEvent:

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from common import ledger
-from model.snapshot import current_version
-from service.app import create_app
-from service.settings import ServiceSettings
 from tests.deployment import WRITE_KEY, planted_events, worker_settings_for
-from workers.leader import LeaderLock
-from workers.redis_client import connect
-from workers.worker import Worker
+from xsmoe.common import ledger
+from xsmoe.model.snapshot import current_version
+from xsmoe.service.app import create_app
+from xsmoe.service.settings import ServiceSettings
+from xsmoe.workers.leader import LeaderLock
+from xsmoe.workers.redis_client import connect
+from xsmoe.workers.worker import Worker
 
 W = {"X-API-Key": WRITE_KEY}
 
@@ -121,7 +121,7 @@ def test_a_redis_restart_is_survived(settings: ServiceSettings, tmp_path: Path) 
         time.sleep(1.0)  # the worker sees connection errors and backs off
         server = EmbeddedRedis(tmp_path / "redis", port=server.port, persist=True).start()
         r = connect(server.url, decode_responses=True)
-        from common.events import FeedbackEvent, stream_fields
+        from xsmoe.common.events import FeedbackEvent, stream_fields
 
         for e in planted_events(n_users=12, length=10, seed=3):
             r.xadd(keys.feedback, stream_fields(FeedbackEvent.model_validate(e)))
