@@ -136,13 +136,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         ) from None
     if not seeds:
         raise SystemExit("error: --seeds: give at least one seed")
+    train = train_config(args)  # before any encoding: a bad --device fails fast
     source = pipeline.dataset_source(args)
     dataset = pipeline.load_source(source)
     pipeline.ensure_features(settings, dataset.name, dataset.items)  # the children only read it
     protocol = ProtocolConfig(n_windows=args.windows, user_core=args.user_core)
     if args.lr <= 0 or args.max_experts < 1 or args.jobs < 1:
         raise SystemExit("error: need --lr > 0, --max-experts >= 1 and --jobs >= 1")
-    train = train_config(args)
     used = modalities(args)
     tuned = read_tuned(args.tuned) if args.tuned else {}
     jobs, owners, chosen = [], [], {}
