@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator
 
 from xsmoe.common.settings import Settings
-from xsmoe.model.device import DEVICES, resolve_device
+from xsmoe.model.device import DEVICES, check_device_name, resolve_device
 from xsmoe.model.train import Loss, TrainConfig
 
 
@@ -54,8 +54,9 @@ class WorkerOptions(BaseModel):
     def _device_exists(cls, value: str) -> str:
         # Refused at start-up, not at the first window: a missing GPU is a configuration
         # error, and failing windows would dead-letter the events they hold.
-        resolve_device(value)
-        return value
+        if value != "auto":  # auto never fails, and need not touch CUDA at import
+            resolve_device(value)
+        return check_device_name(value)
 
 
 class WorkerSettings(Settings):
