@@ -79,7 +79,7 @@ class ItemPage(Model):
 
 
 class BatchItemResult(Model):
-    item_id: str
+    item_id: str | None = Field(None, description="None when the item had no valid item_id")
     status: Literal["created", "updated", "unchanged", "failed"]
     error: ErrorBody | None = None
 
