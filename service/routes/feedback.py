@@ -10,6 +10,7 @@ from xsmoe.common.events import FeedbackEvent
 from xsmoe.service.auth import require_write
 from xsmoe.service.deps import Runtime, RuntimeDep
 from xsmoe.service.errors import InvalidInput
+from xsmoe.service.openapi import errors
 from xsmoe.service.schemas import AcceptedEvent, FeedbackAccepted, FeedbackBatch, FeedbackPayload
 
 router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[Depends(require_write)])
@@ -25,6 +26,16 @@ EXAMPLES = {
         }
     },
 }
+ACCEPTED = {
+    "accepted": 1,
+    "duplicates": 1,
+    "events": [
+        {"event_id": "e-1", "stream_id": "1764748800000-0", "duplicate": False},
+        {"event_id": "e-2", "stream_id": "1764748790000-0", "duplicate": True},
+    ],
+}
+# 503: Redis down, or the write not yet on the replicas asked for (retry: deduplicated).
+RESPONSES = {202: {"content": {"application/json": {"example": ACCEPTED}}}, **errors(503)}
 
 
 async def _unknown_items(runtime: Runtime, events: list[FeedbackEvent]) -> list[str]:
@@ -42,7 +53,12 @@ async def _unknown_items(runtime: Runtime, events: list[FeedbackEvent]) -> list[
     return [f"events[{n}].item_id" for n, e in enumerate(events) if e.item_id in suspects]
 
 
-@router.post("/feedback", status_code=202, summary="Post one feedback event or a batch")
+@router.post(
+    "/feedback",
+    status_code=202,
+    summary="Post one feedback event or a batch",
+    responses=RESPONSES,
+)
 async def post_feedback(
     payload: Annotated[FeedbackPayload, Body(openapi_examples=EXAMPLES)], runtime: RuntimeDep
 ) -> FeedbackAccepted:
