@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi import routing as fastapi_routing
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
@@ -114,10 +115,12 @@ REF = "#/components/schemas/"
 
 def _named(bodies: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """OpenAPI `examples`, each named by its code (and its field, if it has one)."""
-    out = {}
+    out: dict[str, Any] = {}
     for body in bodies:
         fields = body.get("fields") or [{}]
         name = ": ".join(filter(None, (body["error"], fields[0].get("field"))))
+        if name in out:
+            name = f"{name} ({len(out) + 1})"
         out[name] = {"value": body}
     return out
 
@@ -184,9 +187,7 @@ _FASTAPI_422 = REF + "HTTPValidationError"
 
 def api_routes(app: FastAPI) -> Iterator[Any]:
     """Every API route with its full path, however deep its router was included."""
-    from fastapi import routing
-
-    flatten = getattr(routing, "iter_route_contexts", None)  # FastAPI's lazy includes
+    flatten = getattr(fastapi_routing, "iter_route_contexts", None)  # FastAPI's lazy includes
     for route in flatten(app.routes) if flatten else app.routes:
         if isinstance(getattr(route, "original_route", route), APIRoute):
             yield route

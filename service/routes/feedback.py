@@ -10,7 +10,7 @@ from xsmoe.common.events import FeedbackEvent
 from xsmoe.service.auth import require_write
 from xsmoe.service.deps import Runtime, RuntimeDep
 from xsmoe.service.errors import InvalidInput
-from xsmoe.service.openapi import errors
+from xsmoe.service.openapi import errors, example, with_examples
 from xsmoe.service.schemas import AcceptedEvent, FeedbackAccepted, FeedbackBatch, FeedbackPayload
 
 router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[Depends(require_write)])
@@ -34,8 +34,17 @@ ACCEPTED = {
         {"event_id": "e-2", "stream_id": "1764748790000-0", "duplicate": True},
     ],
 }
-# 503: Redis down, or the write not yet on the replicas asked for (retry: deduplicated).
 RESPONSES = {202: {"content": {"application/json": {"example": ACCEPTED}}}, **errors(503)}
+with_examples(  # Redis down, or the write not on the replicas asked for yet: retry, deduplicated
+    RESPONSES,
+    503,
+    example("redis_unavailable", "Redis unavailable; retry shortly"),
+    example(
+        "redis_unavailable",
+        "Redis unavailable (feedback reached 0 of 1 replicas in 200 ms; retry with the same "
+        "event_id); retry shortly",
+    ),
+)
 
 
 async def _unknown_items(runtime: Runtime, events: list[FeedbackEvent]) -> list[str]:
