@@ -121,9 +121,15 @@ def _existing(given: ItemInput, known: Known, create_only: bool) -> tuple[Change
 
 
 async def write_items(
-    runtime: Runtime, state: ServingState, inputs: Sequence[ItemInput], *, create_only: bool
+    runtime: Runtime,
+    state: ServingState,
+    inputs: Sequence[ItemInput],
+    *,
+    create_only: bool,
+    retried: bool = False,
 ) -> list[ItemOut | ServiceError]:
-    """Each input written (or refused) on its own; the results in the inputs' order."""
+    """Each input written (or refused) on its own; the results in the inputs' order.
+    `retried`: a second look after losing a race to create; the id is taken then."""
     results: list[ItemOut | ServiceError | None] = [None] * len(inputs)
     known = await known_items(runtime, state, [i.item_id for i in inputs])
     limit = runtime.settings.api.max_image_bytes
@@ -138,6 +144,9 @@ async def write_items(
             decided = _existing(given, known[given.item_id], create_only)
         except ServiceError as exc:
             results[n] = exc
+            continue
+        if decided is None and retried:  # taken, though nothing readable says by what
+            results[n] = Conflict(f"item_id: {given.item_id!r} is taken; use another id")
             continue
         if decided is None:
             fresh.append(n)
@@ -207,7 +216,9 @@ async def _create(
         view = item_out(current, views[inputs[n].item_id], mirror)
         results[n] = view.model_copy(update={"change": "created", "warnings": warnings})
     for n in lost:
-        again = await write_items(runtime, current, [inputs[n]], create_only=create_only)
+        again = await write_items(
+            runtime, current, [inputs[n]], create_only=create_only, retried=True
+        )
         results[n] = again[0]
     return [r if r is not None else ServiceError("not written") for r in results]
 

@@ -134,6 +134,7 @@ class UserState:
 class Erasure:
     erased: dict[str, int]
     kept_events: int  # handed to a worker already: trained (or being trained) on
+    complete: bool = True  # False: the streams were longer than one request scans
 
     @property
     def empty(self) -> bool:
@@ -153,7 +154,7 @@ class UserStore:
             pipe.lrange(self.keys.history(user_id), 0, -1)
             pipe.smembers(self.keys.disliked(user_id))
             history, disliked = await pipe.execute()
-        seen, _, _ = await self._events(user_id, erase=False)
+        seen, _, _, _ = await self._events(user_id, erase=False)
         return UserState([_text(i) for i in history], sorted(_text(i) for i in disliked), seen)
 
     async def erase(self, user_id: str) -> Erasure:
@@ -162,8 +163,8 @@ class UserStore:
         sizes: list[Any] = await self._drop(
             keys=[keys.history(user_id), keys.disliked(user_id), keys.context(user_id)]
         )
-        _, deleted, kept = await self._events(user_id, erase=True)
-        dead = await self._dead_letters(user_id)
+        _, deleted, kept, done = await self._events(user_id, erase=True)
+        dead, dead_done = await self._dead_letters(user_id)
         erased = {
             "history": int(sizes[0]),
             "disliked": int(sizes[1]),
@@ -171,9 +172,10 @@ class UserStore:
             "pending_events": deleted,
             "dead_letters": dead,
         }
-        return Erasure(erased, kept)
+        return Erasure(erased, kept, done and dead_done)
 
-    async def _events(self, user_id: str, *, erase: bool) -> tuple[int, int, int]:
+    async def _events(self, user_id: str, *, erase: bool) -> tuple[int, int, int, bool]:
+        """(the user's events seen, deleted, kept, whether the scan reached the end)."""
         stream = self.keys.stream(self.keys.shard(user_id))
         seen = deleted = kept = scanned = 0
         start = ""
@@ -190,9 +192,9 @@ class UserStore:
             scanned += SCAN_CHUNK
             if not start:
                 break
-        return seen, deleted, kept
+        return seen, deleted, kept, not start
 
-    async def _dead_letters(self, user_id: str) -> int:
+    async def _dead_letters(self, user_id: str) -> tuple[int, bool]:
         deleted, start, scanned = 0, "-", 0
         while scanned < MAX_SCAN:
             reply: Any = await self._dead(
@@ -203,7 +205,7 @@ class UserStore:
             scanned += SCAN_CHUNK
             if not start:
                 break
-        return deleted
+        return deleted, not start
 
 
 def _text(value: bytes | str) -> str:

@@ -68,4 +68,6 @@ async def delete_user(user_id: UserIdPath, runtime: RuntimeDep) -> UserErased:
         if erasure.kept_events
         else "No event of the user is waiting for training."
     )
+    if not erasure.complete:
+        kept += " The streams were too long to scan in one request: erase again."
     return UserErased(user_id=user_id, erased=erasure.erased, retained=RETAINED.format(kept=kept))
