@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 
 from xsmoe.service.deps import Runtime
 from xsmoe.service.errors import InvalidInput
-from xsmoe.service.schemas import Source
+from xsmoe.service.item_schemas import Source
 from xsmoe.service.state import ServingState
 
 MAX_PAGE = 1000

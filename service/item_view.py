@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from xsmoe.common.items import ItemMeta, StoredItem
 from xsmoe.service.catalog import RuntimeCatalog
 from xsmoe.service.deps import Runtime
+from xsmoe.service.item_schemas import ItemOut, Source
 from xsmoe.service.redis_client import REDIS_ERRORS
-from xsmoe.service.schemas import ItemOut, Source
 from xsmoe.service.snapshot_items import SnapshotItem, items_of
 from xsmoe.service.state import ServingState
 

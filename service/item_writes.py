@@ -30,8 +30,8 @@ from xsmoe.common.items import ItemMeta
 from xsmoe.model.image_prep import ImageTooLarge, load_image
 from xsmoe.service.deps import Runtime
 from xsmoe.service.errors import Conflict, InvalidInput, PayloadTooLarge, ServiceError
+from xsmoe.service.item_schemas import Change, ItemOut
 from xsmoe.service.item_view import Known, item_out, known_items
-from xsmoe.service.schemas import Change, ItemOut
 from xsmoe.service.state import ServingState
 
 # What a client may send; Pillow's other formats (ICO, TIFF, PSD, EPS, ...) are more

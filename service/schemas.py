@@ -1,4 +1,5 @@
-"""Request and response bodies of the /v1 API, with the examples shown in the docs."""
+"""Request and response bodies of the /v1 API, with the examples shown in the docs
+(the catalog's are in item_schemas)."""
 
 from __future__ import annotations
 
@@ -10,27 +11,20 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
-    SkipValidation,
-    StringConstraints,
     Tag,
     field_validator,
     model_validator,
 )
 
 from xsmoe.common.events import FeedbackEvent, Identifier
+from xsmoe.service.item_schemas import MAX_TAGS, ItemTag, Source
 
 MAX_K = 200
 MAX_DEPTH = 1000  # k + offset: how far down a ranking a client may page
-MAX_TAGS = 32
-MAX_BATCH_ITEMS = 1000
 VERSION_PATTERN = r"^v\d{6,}$"
 # The events a feedback request may carry: XSMOE_API__MAX_EVENTS, set for each
 # request by the app (a schema is built once, a deployment's limit is read at start).
 MAX_EVENTS: ContextVar[int] = ContextVar("max_events", default=1000)
-
-ItemTag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Source = Literal["snapshot", "runtime"]
-Change = Literal["created", "updated", "unchanged"]
 
 
 class RecommendFilter(BaseModel):
@@ -55,6 +49,13 @@ class RecommendRequest(BaseModel):
             "examples": [
                 {"user_id": "196", "k": 10},
                 {"item_ids": ["242", "302", "377"], "k": 5, "exclude_item_ids": ["51"]},
+                {
+                    "user_id": 196,
+                    "k": 10,
+                    "offset": 10,
+                    "filter": {"tags_any": ["Comedy"], "source": "snapshot"},
+                    "model_version": "v000002",
+                },
             ]
         },
     )
@@ -150,166 +151,6 @@ class FeedbackAccepted(BaseModel):
     events: list[AcceptedEvent]
 
 
-class ItemPut(BaseModel):
-    """An item's content and tags (PUT /v1/items/{item_id})."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"text": "Space Station (2026). Genres: Sci-Fi", "tags": ["Sci-Fi"]},
-                {"tags": ["Comedy", "staff-pick"]},
-            ]
-        },
-    )
-
-    text: str | None = Field(None, max_length=20_000, description="title, description, ...")
-    image_base64: str | None = Field(None, description="a JPEG/PNG/WebP image, base64")
-    tags: list[ItemTag] | None = Field(
-        None,
-        max_length=MAX_TAGS,
-        description=f"up to {MAX_TAGS} labels for filters (1-64 characters each); "
-        "omitted: kept as they are",
-    )
-
-
-class ItemCreate(ItemPut):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "item_id": "new-42",
-                    "text": "Space Station (2026). Genres: Sci-Fi",
-                    "tags": ["Sci-Fi"],
-                }
-            ]
-        },
-    )
-
-    item_id: Identifier
-
-    @model_validator(mode="after")
-    def _some_content(self) -> ItemCreate:
-        if not (self.text and self.text.strip()) and not self.image_base64:
-            raise ValueError("give text or image_base64 (an item needs content to be scored)")
-        return self
-
-
-class BatchItem(ItemPut):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"item_id": "new-43", "text": "Moon Base (2027)"}]},
-    )
-
-    item_id: Identifier
-
-
-class ItemBatch(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "items": [
-                        {"item_id": "new-43", "text": "Moon Base (2027)", "tags": ["Sci-Fi"]},
-                        {"item_id": "new-44", "text": "Deep Sea (2027)"},
-                    ]
-                }
-            ]
-        },
-    )
-
-    # Each item is validated on its own (a bad one fails alone, with its own error),
-    # so the list holds the raw objects; the schema still documents BatchItem.
-    items: list[SkipValidation[BatchItem]] = Field(
-        ..., min_length=1, max_length=MAX_BATCH_ITEMS, description=f"1..{MAX_BATCH_ITEMS} items"
-    )
-
-
-class ItemError(BaseModel):
-    error: str
-    detail: str
-    fields: list[dict[str, str]] | None = None
-
-
-class BatchItemResult(BaseModel):
-    item_id: str | None = Field(description="null when the item had no valid item_id")
-    status: Literal["created", "updated", "unchanged", "failed"]
-    error: ItemError | None = None
-
-
-class BatchResult(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "created": 1,
-                    "updated": 0,
-                    "unchanged": 0,
-                    "failed": 1,
-                    "results": [
-                        {"item_id": "new-43", "status": "created", "error": None},
-                        {
-                            "item_id": "m1",
-                            "status": "failed",
-                            "error": {
-                                "error": "conflict",
-                                "detail": "item 'm1' comes from the snapshot ...",
-                            },
-                        },
-                    ],
-                }
-            ]
-        }
-    )
-
-    created: int
-    updated: int
-    unchanged: int
-    failed: int
-    results: list[BatchItemResult] = Field(description="one per item, in the request's order")
-
-
-class ItemOut(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "item_id": "50",
-                    "source": "snapshot",
-                    "indexed": True,
-                    "modalities": ["text"],
-                    "text": "Star Wars (1977). Genres: Action, Adventure, Romance, Sci-Fi, War",
-                    "tags": ["Action", "Adventure", "Romance", "Sci-Fi", "War"],
-                    "created_at": None,
-                    "updated_at": None,
-                    "model_version": "v000001",
-                    "change": None,
-                    "warnings": [],
-                }
-            ]
-        }
-    )
-
-    item_id: str
-    source: Source
-    indexed: bool = Field(description="recommendable by the serving model right now")
-    modalities: list[str] = Field(description="modalities with features")
-    text: str | None = None
-    tags: list[str] = []
-    created_at: float | None = None
-    updated_at: float | None = None
-    model_version: str
-    change: Change | None = Field(None, description="what a write did; null on reads")
-    warnings: list[str] = []
-
-
-class ItemPage(BaseModel):
-    items: list[ItemOut]
-    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: done")
-
-
 class UserOut(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -327,6 +168,25 @@ class UserOut(BaseModel):
 
 
 class UserErased(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "196",
+                    "erased": {
+                        "history": 12,
+                        "disliked": 1,
+                        "trained_context": 10,
+                        "pending_events": 2,
+                        "dead_letters": 0,
+                    },
+                    "retained": "Model weights and item vectors of snapshots already trained "
+                    "on this user's events keep what they learned ...",
+                }
+            ]
+        }
+    )
+
     user_id: str
     erased: dict[str, int] = Field(description="what was removed, by kind")
     retained: str = Field(description="what cannot be removed, and why")
@@ -357,6 +217,26 @@ class ModelVersion(BaseModel):
 
 
 class ModelList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "serving": "v000002",
+                    "versions": [
+                        {
+                            "version": "v000002",
+                            "parent": "v000001",
+                            "created_at": 1767322800.0,
+                            "serving": True,
+                            "gate": {"outcome": "promoted", "reason": "NDCG@10 0.21 >= 0.20"},
+                            "metrics": {"val_ndcg@10": 0.21},
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     serving: str | None
     versions: list[ModelVersion] = Field(description="newest first")
 

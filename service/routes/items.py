@@ -13,11 +13,7 @@ from xsmoe.service.auth import require_read, require_write
 from xsmoe.service.deps import RuntimeDep, StateDep
 from xsmoe.service.errors import InvalidInput, NotFound, ServiceError, describe_validation
 from xsmoe.service.item_list import MAX_PAGE, page_of
-from xsmoe.service.item_view import item_out, known_for_read
-from xsmoe.service.item_writes import ItemInput, decode_base64, tag_tuple, write_items
-from xsmoe.service.openapi import errors
-from xsmoe.service.query import forbid_unknown_query
-from xsmoe.service.schemas import (
+from xsmoe.service.item_schemas import (
     BatchItem,
     BatchItemResult,
     BatchResult,
@@ -29,6 +25,10 @@ from xsmoe.service.schemas import (
     ItemPut,
     Source,
 )
+from xsmoe.service.item_view import item_out, known_for_read
+from xsmoe.service.item_writes import ItemInput, decode_base64, tag_tuple, write_items
+from xsmoe.service.openapi import errors
+from xsmoe.service.query import forbid_unknown_query
 
 router = APIRouter(prefix="/v1/items", tags=["items"], dependencies=[Depends(forbid_unknown_query)])
 # `:path`: an id with a `/` (sent as %2F) reaches validation and gets a 422 that says
