@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import time
 from collections.abc import Sequence
@@ -47,7 +48,7 @@ class ItemInput:
     tags: tuple[str, ...] | None  # None: not given (kept as they are)
     image_field: str = "image_base64"
 
-    @property
+    @functools.cached_property
     def image_sha256(self) -> str | None:
         return hashlib.sha256(self.image).hexdigest() if self.image is not None else None
 
@@ -100,8 +101,7 @@ def _existing(given: ItemInput, known: Known, create_only: bool) -> tuple[Change
         )
     meta = known.meta or ItemMeta(known.text, known.tags, None, None, None)
     if given.has_content:
-        own_text = known.meta.text if known.meta and known.meta.text else known.text
-        same = (own_text or None) == (given.text or None) and (
+        same = (known.text or None) == (given.text or None) and (
             meta.image_sha256 == given.image_sha256
         )
         if not same:
@@ -134,6 +134,7 @@ async def write_items(
     known = await known_items(runtime, state, [i.item_id for i in inputs])
     limit = runtime.settings.api.max_image_bytes
     fresh: list[int] = []
+    tagged: dict[str, ItemMeta] = {}
     for n, given in enumerate(inputs):
         try:
             if given.image is not None and len(given.image) > limit:
@@ -153,12 +154,14 @@ async def write_items(
             continue
         change, meta = decided
         if change == "updated":
-            await runtime.store.set_item_meta(given.item_id, meta)
-            runtime.metrics.items.labels("update").inc()
+            tagged[given.item_id] = meta
         updated = replace(known[given.item_id], meta=meta)
         results[n] = item_out(state, updated, runtime.serving.catalog).model_copy(
             update={"change": change}
         )
+    if tagged:  # one round trip for every tag change
+        await runtime.store.set_item_meta(tagged)
+        runtime.metrics.items.labels("update").inc(len(tagged))
     if fresh:
         created = await _create(runtime, state, [inputs[n] for n in fresh], create_only=create_only)
         for n, out in zip(fresh, created, strict=True):

@@ -254,8 +254,9 @@ class Store:
                     continue
         return out
 
-    async def set_item_meta(self, item_id: str, meta: ItemMeta) -> None:
-        await self.redis.hset(self.meta_key, item_id, meta.to_json())
+    async def set_item_meta(self, metas: dict[str, ItemMeta]) -> None:
+        mapping: dict[Any, Any] = {i: meta.to_json() for i, meta in metas.items()}
+        await self.redis.hset(self.meta_key, mapping=mapping)
 
     async def deleted_among(self, item_ids: list[str]) -> set[str]:
         if not item_ids:
