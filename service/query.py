@@ -20,7 +20,7 @@ async def forbid_unknown_query(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return
-    unknown = sorted(set(request.query_params) - _declared(route))
+    unknown = sorted(name[:64] for name in set(request.query_params) - _declared(route))
     if unknown:
         allowed = ", ".join(sorted(_declared(route))) or "none"
         listed = ", ".join(unknown[:10])

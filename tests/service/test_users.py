@@ -3,10 +3,17 @@ never removes an event a worker has already read, nor anybody else's."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 from fastapi.testclient import TestClient
 
-from tests.deployment import WRITE_KEY
+from tests.deployment import WRITE_KEY, planted_events, worker_settings_for
+from xsmoe.common import ledger
+from xsmoe.service.app import create_app
+from xsmoe.service.settings import ServiceSettings
 from xsmoe.workers.redis_client import connect
+from xsmoe.workers.worker import Worker
 
 W = {"X-API-Key": WRITE_KEY}
 GROUP = "trainers"
@@ -96,3 +103,33 @@ def test_erasure_keeps_what_a_worker_has_read_and_everyone_else(
     assert client.delete("/v1/users/eve", headers=W).status_code == 404
     recs = client.get("/v1/users/eve/recommendations?k=3").json()
     assert recs["fallback"] == "popular"  # no history left to condition on
+
+
+def test_a_real_worker_never_trains_on_erased_events(settings: ServiceSettings) -> None:
+    """Events erased before the worker read them are not in its window; everyone
+    else's are, each once."""
+    gone = [{"event_id": f"gone-{i}", "user_id": "gone", "item_id": f"m{i}"} for i in range(10)]
+    events = planted_events(n_users=24, length=10)
+    with TestClient(create_app(settings)) as client:
+        _feedback(client, gone)
+        _feedback(client, events)
+        erased = client.delete("/v1/users/gone", headers=W).json()["erased"]
+        assert erased["pending_events"] == 10 and erased["history"] == 10
+        worker = Worker(worker_settings_for(settings, window_events=240, epsilon=0.05))
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 120
+            while ledger.finished(settings.snapshots) != 0:
+                assert time.monotonic() < deadline, "the worker did not finish a window"
+                time.sleep(0.1)
+        finally:
+            worker.stop.set()
+            thread.join(timeout=30)
+        record = ledger.records(settings.snapshots)[0]
+        detail = ledger.detail(settings.snapshots, record)
+        assert sorted(detail["event_ids"]) == sorted(e["event_id"] for e in events)
+        assert record["events"] == 240
+        # A repeat of an erased event is not accepted again (its id is remembered).
+        again = client.post("/v1/feedback", json=gone[0], headers=W).json()
+        assert again["duplicates"] == 1
