@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 
 from tests.deployment import WRITE_KEY, publish_snapshot
+from tests.seaweed import SeaweedS3
+from tests.service.test_s3_replica import on_s3, replica_of
+from xsmoe.common.snapshot_store import open_store
+from xsmoe.service.app import create_app
 from xsmoe.service.settings import ServiceSettings
 
 W = {"X-API-Key": WRITE_KEY}
@@ -80,3 +86,22 @@ def test_new_routes_declare_their_operations_and_errors(client: TestClient) -> N
         assert statuses <= set(route["responses"]), (path, method)
     batch = paths["/v1/items:batch"]["post"]["requestBody"]["content"]["application/json"]
     assert batch["schema"]["$ref"].endswith("/ItemBatch")
+
+
+def test_an_explicit_version_is_fetched_from_s3_beside_the_serving_one(
+    settings: ServiceSettings, s3_server: SeaweedS3, tmp_path: Path
+) -> None:
+    shared = on_s3(settings, s3_server)
+    version = publish_snapshot(settings.snapshots, settings, seed=7, make_current=False)
+    open_store(shared).put(settings.snapshots / version)  # listed, not pointed at
+    replica = replica_of(shared, tmp_path / "replica")
+    with TestClient(create_app(replica)) as client:
+        listed = client.get("/v1/models").json()
+        assert listed["serving"] == "v000001"
+        assert [v["version"] for v in listed["versions"]] == [version, "v000001"]
+        body = {"item_ids": ["m1"], "k": 5, "model_version": version}
+        r = client.post("/v1/recommendations", json=body)
+        assert r.status_code == 200 and r.json()["model_version"] == version
+        cache = replica.snapshot_cache
+        assert (cache / ".extra" / version).is_dir() and not (cache / version).exists()
+        assert client.get("/readyz").json()["version"] == "v000001"
