@@ -3,6 +3,7 @@ erasure."""
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
@@ -17,6 +18,7 @@ from xsmoe.service.schemas import UserErased, UserOut
 
 router = APIRouter(prefix="/v1/users", tags=["users"], dependencies=[Depends(forbid_unknown_query)])
 UserIdPath = Annotated[Identifier, Path(examples=["196"])]
+log = logging.getLogger(__name__)
 
 RETAINED = (
     "Model weights and item vectors of snapshots already trained on this user's events "
@@ -62,6 +64,10 @@ async def delete_user(user_id: UserIdPath, runtime: RuntimeDep) -> UserErased:
     erasure = await runtime.store.users.erase(user_id)
     if erasure.empty:
         raise NotFound(f"no user {user_id!r}: nothing stored (no feedback, or erased)")
+    # Counts only: the log must not keep what was just erased.
+    log.info(
+        "user erased: %s, %d events kept (read by a worker)", erasure.erased, erasure.kept_events
+    )
     kept = (
         f"{erasure.kept_events} events already read by the worker stay in its current "
         "window and will be trained on; erase again after it to remove its context."
