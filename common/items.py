@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from xsmoe.common.keys import Keys
+
 FEATURE_FIELD = "feat:"
 
 
@@ -64,3 +66,55 @@ def stack_features(
                 feats[j], present[j] = item.features[m], True
         out[m] = (feats, present)
     return out
+
+
+# -- what an item is, kept beside its features ------------------------------------
+# The features hash of a run-time item goes once a snapshot carries the item (the
+# worker drops it), but what the item *is* (its text, tags, times, the digest of the
+# image it was made from) stays, so a lookup still shows it and a retried PUT can
+# tell "the same item again" from "another item under this id".
+META_SUFFIX = ":meta"
+
+
+def meta_key(keys: Keys) -> str:
+    """Hash item id -> ItemMeta JSON (catalog slot: beside the item set)."""
+    return keys.items + META_SUFFIX
+
+
+@dataclass(frozen=True)
+class ItemMeta:
+    text: str | None
+    tags: tuple[str, ...]
+    created_at: float | None
+    updated_at: float | None
+    image_sha256: str | None  # of the image bytes as sent; None: sent without an image
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "text": self.text,
+                "tags": list(self.tags),
+                "created_at": self.created_at,
+                "updated_at": self.updated_at,
+                "image_sha256": self.image_sha256,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> ItemMeta:
+        """Parse a stored value; raises ValueError on a damaged one."""
+        try:
+            data = json.loads(raw)
+            return cls(
+                text=data.get("text"),
+                tags=tuple(str(t) for t in data.get("tags") or ()),
+                created_at=data.get("created_at"),
+                updated_at=data.get("updated_at"),
+                image_sha256=data.get("image_sha256"),
+            )
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ValueError(f"stored item metadata is damaged: {exc}") from exc
+
+    def same_content(self, text: str | None, image_sha256: str | None) -> bool:
+        """Whether this content is what the item was made from."""
+        return (self.text or None) == (text or None) and self.image_sha256 == image_sha256

@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 
 import faiss
 import torch
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from xsmoe.common.redis_url import redacted
 from xsmoe.common.snapshot_store import open_store, serving_dir
@@ -23,7 +24,17 @@ from xsmoe.service.deps import Runtime
 from xsmoe.service.item_encoder import ItemEncoder
 from xsmoe.service.limits import BodyLimit
 from xsmoe.service.metrics import LatencyMiddleware, Metrics
-from xsmoe.service.routes import admin, dashboard, feedback, health, items, model_info, recommend
+from xsmoe.service.request_limits import apply_limits
+from xsmoe.service.routes import (
+    admin,
+    dashboard,
+    feedback,
+    health,
+    items,
+    model_info,
+    recommend,
+    users,
+)
 from xsmoe.service.serving import Serving
 from xsmoe.service.settings import ServiceSettings
 from xsmoe.service.store import Store
@@ -133,11 +144,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         docs_url=None,  # service.docs serves them with their assets, offline
         redoc_url=None,
         generate_unique_id_function=openapi.operation_id,
+        dependencies=[Depends(apply_limits)],
     )
     errors.install(app)
     docs.install(app)
     openapi.document_common_errors(app)
-    for module in (recommend, feedback, items, model_info, admin, health, dashboard):
+    # users after recommend: /v1/users/{id}/recommendations is matched before /v1/users/{id}
+    for module in (recommend, users, feedback, items, model_info, admin, health, dashboard):
         app.include_router(module.router)
     upload_limit = settings.api.max_image_bytes * 4 // 3 + (64 << 10)
     app.add_middleware(
@@ -147,4 +160,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         timeout=settings.api.body_timeout_seconds,
     )
     app.add_middleware(LatencyMiddleware, metrics=metrics)
+    if settings.api.cors_origins:  # outermost: a preflight is answered before auth or limits
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["X-API-Key", "Content-Type"],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from PIL import Image
 
@@ -27,15 +27,30 @@ class ItemEncoder:
         modalities: Collection[str],
     ) -> StoredItem:
         """Features of the given modalities that `modalities` asks for (blocking)."""
-        text = text if text and text.strip() and "text" in modalities else None
-        image = image if "image" in modalities else None
-        with self._lock:
-            rows = self.encoder.encode([text], [image], self.specs)
-        features = {m: r.features[0] for m, r in rows.items() if bool(r.present[0])}
-        meta = {
-            "text": text,
-            "created_at": time.time(),
-            "shapes": {m: list(f.shape) for m, f in features.items()},
-            "encoders": {m: self.specs[m].encoder for m in features},
-        }
-        return StoredItem(item_id, meta, features)
+        return self.encode_many([(item_id, text, image)], modalities)[0]
+
+    def encode_many(
+        self,
+        items: Sequence[tuple[str, str | None, Image.Image | None]],
+        modalities: Collection[str],
+        batch: int = 64,
+    ) -> list[StoredItem]:
+        """`encode` for many items, through the encoders `batch` at a time (blocking)."""
+        out: list[StoredItem] = []
+        for lo in range(0, len(items), batch):
+            chunk = items[lo : lo + batch]
+            texts = [t if t and t.strip() and "text" in modalities else None for _, t, _ in chunk]
+            images = [i if "image" in modalities else None for _, _, i in chunk]
+            with self._lock:
+                rows = self.encoder.encode(texts, images, self.specs)
+            now = time.time()
+            for j, (item_id, _, _) in enumerate(chunk):
+                features = {m: r.features[j].copy() for m, r in rows.items() if bool(r.present[j])}
+                meta = {
+                    "text": texts[j],
+                    "created_at": now,
+                    "shapes": {m: list(f.shape) for m, f in features.items()},
+                    "encoders": {m: self.specs[m].encoder for m in features},
+                }
+                out.append(StoredItem(item_id, meta, features))
+        return out

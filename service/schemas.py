@@ -1,14 +1,45 @@
-"""Request and response bodies of the /v1 API, with the examples shown in the docs."""
+"""Request and response bodies of the /v1 API, with the examples shown in the docs
+(the catalog's are in item_schemas)."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from xsmoe.common.events import FeedbackEvent, Identifier
+from xsmoe.service.item_schemas import MAX_TAGS, ItemTag, Source
 
 MAX_K = 200
+MAX_DEPTH = 1000  # k + offset: how far down a ranking a client may page
+VERSION_PATTERN = r"^v\d{6,}$"
+# The events a feedback request may carry: XSMOE_API__MAX_EVENTS, set for each
+# request by the app (a schema is built once, a deployment's limit is read at start).
+MAX_EVENTS: ContextVar[int] = ContextVar("max_events", default=1000)
+
+
+class RecommendFilter(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"tags_any": ["Comedy"], "tags_none": ["Horror"]}]},
+    )
+
+    tags_any: list[ItemTag] | None = Field(
+        None, max_length=MAX_TAGS, description="the item has at least one of these tags"
+    )
+    tags_none: list[ItemTag] | None = Field(
+        None, max_length=MAX_TAGS, description="the item has none of these tags"
+    )
+    source: Source | None = Field(None, description="snapshot items or run-time items only")
 
 
 class RecommendRequest(BaseModel):
@@ -18,6 +49,13 @@ class RecommendRequest(BaseModel):
             "examples": [
                 {"user_id": "196", "k": 10},
                 {"item_ids": ["242", "302", "377"], "k": 5, "exclude_item_ids": ["51"]},
+                {
+                    "user_id": 196,
+                    "k": 10,
+                    "offset": 10,
+                    "filter": {"tags_any": ["Comedy"], "source": "snapshot"},
+                    "model_version": "v000002",
+                },
             ]
         },
     )
@@ -27,8 +65,23 @@ class RecommendRequest(BaseModel):
         [], max_length=200, description="recent items, newest last (after the stored history)"
     )
     k: int = Field(10, ge=1, le=MAX_K, description=f"how many items (1..{MAX_K})")
+    offset: int = Field(
+        0, ge=0, le=MAX_DEPTH, description=f"skip this many first (k + offset <= {MAX_DEPTH})"
+    )
     exclude_seen: bool = Field(True, description="never return items in the history")
     exclude_item_ids: list[Identifier] = Field([], max_length=1000, description="never return")
+    filter: RecommendFilter | None = Field(None, description="only items that pass this")
+    model_version: str | None = Field(
+        None,
+        pattern=VERSION_PATTERN,
+        description="ask this snapshot version instead of the serving one (e.g. a candidate)",
+    )
+
+    @model_validator(mode="after")
+    def _depth(self) -> RecommendRequest:
+        if self.k + self.offset > MAX_DEPTH:
+            raise ValueError(f"k + offset is {self.k + self.offset}; at most {MAX_DEPTH}")
+        return self
 
 
 class ScoredItem(BaseModel):
@@ -61,7 +114,19 @@ class RecommendationList(BaseModel):
 class FeedbackBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    events: list[FeedbackEvent] = Field(..., min_length=1, max_length=1000)
+    events: list[FeedbackEvent] = Field(
+        ..., min_length=1, description="1 .. XSMOE_API__MAX_EVENTS (default 1000) events"
+    )
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _at_most(cls, value: Any) -> Any:
+        limit = MAX_EVENTS.get()  # counted before any event is parsed
+        if isinstance(value, list) and len(value) > limit:
+            raise ValueError(
+                f"{len(value)} events; at most {limit} per request (XSMOE_API__MAX_EVENTS)"
+            )
+        return value
 
 
 def _feedback_kind(value: Any) -> str:
@@ -86,34 +151,94 @@ class FeedbackAccepted(BaseModel):
     events: list[AcceptedEvent]
 
 
-class ItemCreate(BaseModel):
+class UserOut(BaseModel):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
-            "examples": [{"item_id": "new-42", "text": "Space Station (2026). Genres: Sci-Fi"}]
-        },
+            "examples": [
+                {"user_id": "196", "history": ["242", "302"], "disliked": ["51"],
+                 "pending_events": 3}
+            ]
+        }
+    )  # fmt: skip
+
+    user_id: str
+    history: list[str] = Field(description="positive items, oldest first, newest last")
+    disliked: list[str]
+    pending_events: int = Field(description="events accepted, not yet trained on")
+
+
+class UserErased(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "196",
+                    "erased": {
+                        "history": 12,
+                        "disliked": 1,
+                        "trained_context": 10,
+                        "pending_events": 2,
+                        "dead_letters": 0,
+                    },
+                    "retained": "Model weights and item vectors of snapshots already trained "
+                    "on this user's events keep what they learned ...",
+                }
+            ]
+        }
     )
 
-    item_id: Identifier
-    text: str | None = Field(None, max_length=20_000, description="title, description, ...")
-    image_base64: str | None = Field(None, description="a JPEG/PNG/WebP image, base64")
-
-    @model_validator(mode="after")
-    def _some_content(self) -> ItemCreate:
-        if not (self.text and self.text.strip()) and not self.image_base64:
-            raise ValueError("give text or image_base64 (an item needs content to be scored)")
-        return self
+    user_id: str
+    erased: dict[str, int] = Field(description="what was removed, by kind")
+    retained: str = Field(description="what cannot be removed, and why")
 
 
-class ItemOut(BaseModel):
-    item_id: str
-    source: Literal["snapshot", "runtime"]
-    indexed: bool = Field(description="recommendable by the serving model right now")
-    modalities: list[str] = Field(description="modalities with features")
-    text: str | None = None
-    created_at: float | None = None
-    model_version: str
-    warnings: list[str] = []
+class ModelVersion(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "version": "v000002",
+                    "parent": "v000001",
+                    "created_at": 1767322800.0,
+                    "serving": True,
+                    "gate": {"outcome": "promoted", "reason": "NDCG@10 0.21 >= 0.20"},
+                    "metrics": {"val_ndcg@10": 0.21},
+                }
+            ]
+        }
+    )
+
+    version: str
+    parent: str | None
+    created_at: float | None
+    serving: bool
+    gate: dict[str, Any]
+    metrics: dict[str, Any]
+
+
+class ModelList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "serving": "v000002",
+                    "versions": [
+                        {
+                            "version": "v000002",
+                            "parent": "v000001",
+                            "created_at": 1767322800.0,
+                            "serving": True,
+                            "gate": {"outcome": "promoted", "reason": "NDCG@10 0.21 >= 0.20"},
+                            "metrics": {"val_ndcg@10": 0.21},
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    serving: str | None
+    versions: list[ModelVersion] = Field(description="newest first")
 
 
 class ModelInfo(BaseModel):
@@ -142,7 +267,7 @@ class RollbackRequest(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"version": "v000001"}]}
     )
 
-    version: str = Field(..., pattern=r"^v\d{6,}$", description="an existing snapshot version")
+    version: str = Field(..., pattern=VERSION_PATTERN, description="an existing snapshot version")
 
 
 class RollbackDone(BaseModel):

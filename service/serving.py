@@ -23,6 +23,7 @@ from xsmoe.service.metrics import Metrics
 from xsmoe.service.retry import Backoff
 from xsmoe.service.settings import ServingSettings
 from xsmoe.service.state import ServingState, build_state
+from xsmoe.service.versions import Versions
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,15 @@ class Serving:
         self._popular: list[str] = []
         self._popular_from: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
         self._lock = asyncio.Lock()
+        self.versions = Versions(store, root, settings, expected_features)
+
+    async def state_at(self, version: str | None) -> ServingState | None:
+        """The serving state, or `version` loaded beside it when a request asks one
+        explicitly (versions.UnknownVersion, versions.VersionUnusable if it cannot)."""
+        state = self.current
+        if version is None or (state is not None and state.version == version):
+            return state
+        return await self.versions.state(version, self.catalog)
 
     def popular(self) -> list[str]:
         """Popular items, best first: live feedback counts, then the snapshot's order.

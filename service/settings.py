@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal, Self
+import json
+import re
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from xsmoe.common.settings import Settings
 
 KEY_NAMES = ("read_key", "write_key", "admin_key")
 PROD_KEY_CHARS = 16  # `openssl rand -hex 16` gives 32
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
 
 
 class ApiSettings(BaseModel):
@@ -45,6 +49,33 @@ class ApiSettings(BaseModel):
     keep_alive_seconds: int = Field(
         5, ge=1, description="an idle keep-alive connection is closed after this"
     )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="browser origins allowed to call the API (CORS), e.g. "
+        '\'["https://shop.example"]\' or a comma list; empty: CORS off; "*": any origin '
+        "(keys still apply; cookies are never sent cross-origin)",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # XSMOE_API__CORS_ORIGINS=https://a.example,https://b
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [o.strip() for o in text.split(",") if o.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"XSMOE_API__CORS_ORIGINS: {origin[:80]!r} is not an origin; give "
+                    "scheme://host[:port] without a path (e.g. https://shop.example) or *"
+                )
+        return origins
 
     @field_validator(*KEY_NAMES)
     @classmethod

@@ -14,9 +14,10 @@ from typing import Any
 from redis.exceptions import RedisError, ResponseError
 
 from xsmoe.common.events import POSITIVE, FeedbackEvent, stream_fields
-from xsmoe.common.items import StoredItem
+from xsmoe.common.items import ItemMeta, StoredItem, meta_key
 from xsmoe.common.keys import Keys, global_id
 from xsmoe.service.redis_client import REDIS_ERRORS, AsyncRedis, is_cluster
+from xsmoe.service.user_store import UserStore
 
 # One shard's events. KEYS: the shard's stream and popularity, then per event:
 # idempotency marker, history, dislikes (every key named by common.keys, declared
@@ -60,19 +61,36 @@ _USER_STATE = """
 return {redis.call('LRANGE', KEYS[1], -tonumber(ARGV[1]), -1), redis.call('SMEMBERS', KEYS[2])}
 """
 
-# KEYS: items set, deleted set, item hash, item log. ARGV: item id, then field/value pairs.
-_ADD_ITEM = """
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 or redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1
-then return 0 end
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i+1]) end
-redis.call('SADD', KEYS[1], ARGV[1])
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100000, '*', 'op', 'add', 'item_id', ARGV[1])
-return 1
+# KEYS: items set, deleted set, item log, item meta hash, then each item's hash.
+# ARGV per item: id, meta JSON, number of feature fields, the field/value pairs.
+# An id held by either set, or whose meta outlived its absorption into a snapshot,
+# is taken: that item gets 0, the others are added (each on its own). All keys are
+# in the catalog's slot. Returns 1/0 per item.
+_ADD_ITEMS = """
+local out, a = {}, 1
+for n = 5, #KEYS do
+  local id, meta, nf = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local first = a + 3
+  a = first + 2 * nf
+  if redis.call('SISMEMBER', KEYS[1], id) == 1 or redis.call('SISMEMBER', KEYS[2], id) == 1
+    or redis.call('HEXISTS', KEYS[4], id) == 1 then
+    out[#out + 1] = 0
+  else
+    for i = first, a - 1, 2 do redis.call('HSET', KEYS[n], ARGV[i], ARGV[i + 1]) end
+    redis.call('HSET', KEYS[4], id, meta)
+    redis.call('SADD', KEYS[1], id)
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', 100000, '*', 'op', 'add', 'item_id', id)
+    out[#out + 1] = 1
+  end
+end
+return out
 """
+ADD_CHUNK = 100  # items per script call: each call holds Redis for a moment only
 
-# KEYS: deleted set, item log. ARGV: item id.
+# KEYS: deleted set, item log, item meta hash. ARGV: item id.
 _DELETE_ITEM = """
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', 100000, '*', 'op', 'delete', 'item_id', ARGV[1])
 return 1
 """
@@ -108,8 +126,10 @@ class Store:
         self.wait_ms = wait_ms
         self._feedback = client.register_script(_FEEDBACK)
         self._user_state = client.register_script(_USER_STATE)
-        self._add_item = client.register_script(_ADD_ITEM)
+        self._add_items = client.register_script(_ADD_ITEMS)
         self._delete_item = client.register_script(_DELETE_ITEM)
+        self.meta_key = meta_key(keys)
+        self.users = UserStore(client, keys)
 
     # -- feedback and histories ------------------------------------------------------
     async def append_feedback(
@@ -196,17 +216,53 @@ class Store:
         return [item for item, _ in ranked[:n]]
 
     # -- run-time catalog ------------------------------------------------------------
-    async def add_item(self, item: StoredItem) -> bool:
+    async def add_item(self, item: StoredItem, meta: ItemMeta) -> bool:
         """Store a new item and log it; False if the id exists or was deleted."""
-        args: list[Any] = [item.item_id]
-        for field_name, value in item.to_hash().items():
-            args += [field_name, value]
-        keys = [self.keys.items, self.keys.deleted, self.keys.item(item.item_id)]
-        return bool(await self._add_item(keys=[*keys, self.keys.item_log], args=args))
+        return (await self.add_items([(item, meta)]))[0]
+
+    async def add_items(self, items: list[tuple[StoredItem, ItemMeta]]) -> list[bool]:
+        """`add_item` for many: one script call per ADD_CHUNK items."""
+        out: list[bool] = []
+        for lo in range(0, len(items), ADD_CHUNK):
+            keys = [self.keys.items, self.keys.deleted, self.keys.item_log, self.meta_key]
+            args: list[Any] = []
+            for item, meta in items[lo : lo + ADD_CHUNK]:
+                fields = item.to_hash()
+                keys.append(self.keys.item(item.item_id))
+                args += [item.item_id, meta.to_json(), len(fields)]
+                for field_name, value in fields.items():
+                    args += [field_name, value]
+            replies: list[Any] = await self._add_items(keys=keys, args=args)
+            out += [bool(r) for r in replies]
+        return out
 
     async def delete_item(self, item_id: str) -> bool:
-        keys = [self.keys.deleted, self.keys.item_log]
+        keys = [self.keys.deleted, self.keys.item_log, self.meta_key]
         return bool(await self._delete_item(keys=keys, args=[item_id]))
+
+    async def item_meta(self, item_ids: list[str]) -> dict[str, ItemMeta]:
+        """What the items are (text, tags, times) where stored; a damaged entry is left out."""
+        if not item_ids:
+            return {}
+        raw: list[Any] = await self.redis.hmget(self.meta_key, item_ids)
+        out = {}
+        for item_id, value in zip(item_ids, raw, strict=True):
+            if value is not None:
+                try:
+                    out[item_id] = ItemMeta.from_json(value)
+                except ValueError:
+                    continue
+        return out
+
+    async def set_item_meta(self, metas: dict[str, ItemMeta]) -> None:
+        mapping: dict[Any, Any] = {i: meta.to_json() for i, meta in metas.items()}
+        await self.redis.hset(self.meta_key, mapping=mapping)
+
+    async def deleted_among(self, item_ids: list[str]) -> set[str]:
+        if not item_ids:
+            return set()
+        flags: list[Any] = await self.redis.smismember(self.keys.deleted, item_ids)
+        return {i for i, f in zip(item_ids, flags, strict=True) if f}
 
     async def is_runtime_item(self, item_id: str) -> bool:
         return bool(await self.redis.sismember(self.keys.items, item_id))

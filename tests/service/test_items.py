@@ -123,3 +123,151 @@ def test_an_image_tower_snapshot_embeds_uploaded_images_at_once(
         junk = {"item_id": "bad", "image_base64": base64.b64encode(b"GIF8junk").decode()}
         r = client.post("/v1/items", json=junk, headers=W)
         assert r.status_code == 422 and "decodable" in r.json()["detail"]
+
+
+def test_put_is_an_idempotent_upsert(client: TestClient) -> None:
+    body = {"text": "the space war movie", "tags": ["sci-fi"]}
+    r = client.put("/v1/items/p1", json=body, headers=W)
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert out["change"] == "created" and out["tags"] == ["sci-fi"] and out["indexed"]
+    assert out["created_at"] and out["updated_at"] is None
+    again = client.put("/v1/items/p1", json=body, headers=W)  # a retry: same answer, no clash
+    assert again.status_code == 200 and again.json()["change"] == "unchanged"
+    assert client.post("/v1/items", json={"item_id": "p1", **body}, headers=W).status_code == 409
+    r = client.put("/v1/items/p1", json={"tags": ["sci-fi", "staff-pick"]}, headers=W)
+    assert r.status_code == 200 and r.json()["change"] == "updated"
+    got = client.get("/v1/items/p1").json()
+    assert got["tags"] == ["sci-fi", "staff-pick"] and got["updated_at"] >= got["created_at"]
+    assert got["text"] == "the space war movie" and got["change"] is None
+    r = client.put("/v1/items/p1", json={"text": "another movie"}, headers=W)
+    assert r.status_code == 409 and "other content" in r.json()["detail"]
+    every = client.post("/v1/recommendations", json={"item_ids": ["m1"], "k": 40}).json()
+    assert "p1" in {x["item_id"] for x in every["items"]}
+
+
+def test_put_on_deleted_snapshot_and_empty_items(client: TestClient) -> None:
+    assert client.delete("/v1/items/m4", headers=W).status_code == 200
+    r = client.put("/v1/items/m4", json={"text": "toy story"}, headers=W)
+    assert r.status_code == 409 and "deleted" in r.json()["detail"]
+    # A snapshot item: its tags may be set, its content is the snapshot's.
+    r = client.put("/v1/items/m3", json={"tags": ["blue"]}, headers=W)
+    assert r.status_code == 200 and r.json()["change"] == "updated", r.text
+    assert r.json()["source"] == "snapshot" and r.json()["tags"] == ["blue"]
+    assert client.put("/v1/items/m3", json={"tags": ["blue"]}, headers=W).json()["change"] == (
+        "unchanged"
+    )
+    r = client.put("/v1/items/m3", json={"text": "toy story"}, headers=W)
+    assert r.status_code == 409 and "snapshot" in r.json()["detail"]
+    r = client.put("/v1/items/nothing-here", json={"tags": ["x"]}, headers=W)
+    assert r.status_code == 422 and "new item" in r.json()["detail"]
+    assert client.put("/v1/items/x", json={"text": "toy"}).status_code == 401
+    r = client.put("/v1/items/x", json={"text": "toy", "colour": "red"}, headers=W)
+    assert r.status_code == 422 and r.json()["fields"][0]["field"] == "body.colour"
+
+
+def test_numeric_item_ids_become_strings(client: TestClient) -> None:
+    r = client.post("/v1/items", json={"item_id": 12345, "text": "toy story"}, headers=W)
+    assert r.status_code == 201 and r.json()["item_id"] == "12345"
+    assert client.get("/v1/items/12345").json()["text"] == "toy story"
+    r = client.post("/v1/items", json={"item_id": 1.5, "text": "toy"}, headers=W)
+    assert r.status_code == 422 and r.json()["fields"][0]["field"] == "body.item_id"
+
+
+def test_batch_reports_each_item(client: TestClient) -> None:
+    assert client.put("/v1/items/b-old", json={"text": "love story"}, headers=W).status_code == 201
+    items = [
+        {"item_id": "b1", "text": "the horror night", "tags": ["dark"]},
+        {"item_id": 77, "text": "a comedy day"},
+        {"item_id": "b-old", "text": "love story"},  # the same again
+        {"item_id": "b-old", "text": "love story", "tags": ["x"]},  # twice in one batch
+        {"item_id": "m2", "tags": ["blue"]},  # a snapshot item's tags
+        {"item_id": "m5", "text": "not its text"},  # a snapshot item's content: refused
+        {"item_id": "bad/id", "text": "toy"},
+        {"text": "no id"},
+        {"item_id": "b-img", "text": "toy", "image_base64": "!!!"},
+    ]
+    r = client.post("/v1/items:batch", json={"items": items}, headers=W)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    statuses = [x["status"] for x in out["results"]]
+    assert statuses == [
+        "created", "created", "unchanged", "failed", "updated", "failed", "failed", "failed",
+        "failed",
+    ]  # fmt: skip
+    assert (out["created"], out["updated"], out["unchanged"], out["failed"]) == (2, 1, 1, 5)
+    errors = [x["error"] for x in out["results"]]
+    assert "items[2]" in errors[3]["detail"] and errors[5]["error"] == "conflict"
+    assert errors[6]["fields"][0]["field"] == "items[6].item_id"
+    assert errors[7]["fields"][0]["field"] == "items[7].item_id"
+    assert errors[8]["detail"].startswith("items[8].image_base64")
+    assert out["results"][1]["item_id"] == "77" and out["results"][7]["item_id"] is None
+    every = client.post("/v1/recommendations", json={"item_ids": ["m1"], "k": 60}).json()
+    assert {"b1", "77"} <= {x["item_id"] for x in every["items"]}
+    assert client.get("/v1/items/b1").json()["tags"] == ["dark"]
+    # The whole batch again: nothing new, nothing failed that did not fail before.
+    again = client.post("/v1/items:batch", json={"items": items[:3]}, headers=W).json()
+    assert [x["status"] for x in again["results"]] == ["unchanged"] * 3
+    too_many = [{"item_id": f"n{i}", "text": "toy"} for i in range(1001)]
+    r = client.post("/v1/items:batch", json={"items": too_many}, headers=W)
+    assert r.status_code == 422 and r.json()["fields"][0]["field"] == "body.items"
+    assert client.post("/v1/items:batch", json={"items": []}, headers=W).status_code == 422
+
+
+def test_a_large_batch_is_encoded_in_batches(client: TestClient) -> None:
+    encoder = client.app.state.runtime.encoder.encoder  # type: ignore[attr-defined]
+    calls = []
+    real = encoder.encode
+
+    def counted(texts: list[str | None], images: list[object], specs: object) -> object:
+        calls.append(len(texts))
+        return real(texts, images, specs)
+
+    encoder.encode = counted  # counts the real encoder's calls; it still does the work
+    items = [{"item_id": f"bulk-{i}", "text": f"the {i} story"} for i in range(150)]
+    out = client.post("/v1/items:batch", json={"items": items}, headers=W).json()
+    assert out["created"] == 150 and calls == [64, 64, 22]
+
+
+def test_items_are_listed_by_id_page_by_page(client: TestClient) -> None:
+    for item_id in ("r-1", "r-2"):
+        client.put(f"/v1/items/{item_id}", json={"text": "toy story"}, headers=W)
+    client.delete("/v1/items/m7", headers=W)
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params: dict[str, object] = {"limit": 7}
+        if cursor:
+            params["cursor"] = cursor
+        r = client.get("/v1/items", params=params)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        seen += [x["item_id"] for x in page["items"]]
+        pages += 1
+        if pages == 2:  # items added while paging: after the cursor shows, before does not
+            client.put("/v1/items/zz-late", json={"text": "war story"}, headers=W)
+            client.put("/v1/items/a-early", json={"text": "war story"}, headers=W)
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    expected = sorted({*(f"m{i}" for i in range(40)), "r-1", "r-2", "zz-late"} - {"m7"})
+    assert seen == expected and pages == 6  # 42 items, 7 a page
+    runtime = client.get("/v1/items", params={"source": "runtime"}).json()
+    assert [x["item_id"] for x in runtime["items"]] == ["a-early", "r-1", "r-2", "zz-late"]
+    assert [x["text"] for x in runtime["items"]] == [
+        "war story",
+        "toy story",
+        "toy story",
+        "war story",
+    ]
+    assert {x["source"] for x in runtime["items"]} == {"runtime"}
+    first = client.get("/v1/items", params={"limit": 1, "source": "snapshot"}).json()
+    assert first["items"][0]["item_id"] == "m0" and first["next_cursor"]
+    r = client.get("/v1/items", params={"cursor": "not-a-cursor"})
+    assert r.status_code == 422 and r.json()["fields"][0]["field"] == "query.cursor"
+    r = client.get("/v1/items", params={"limit": 1001})
+    assert r.status_code == 422 and r.json()["fields"][0]["field"] == "query.limit"
+    r = client.get("/v1/items", params={"limt": 5})
+    assert r.status_code == 422 and "query.limt" in r.json()["detail"]
+    assert r.json()["fields"][0]["field"] == "query.limt"

@@ -98,3 +98,61 @@ def test_batch_feedback_appends_every_event_in_order(client: TestClient, redis_u
     }
     # Popularity counts only positive feedback.
     assert np.isclose(float(db.zscore(keys.popular_of(keys.shard("u4")), "m3") or 0), 1.0)
+
+
+def test_offset_pages_through_one_ranking(client: TestClient) -> None:
+    body = {"item_ids": ["m1", "m2"], "k": 9}
+    whole = client.post("/v1/recommendations", json=body).json()["items"]
+    page = client.post("/v1/recommendations", json={**body, "k": 3, "offset": 4}).json()
+    assert page["items"] == whole[4:7]
+    r = client.post("/v1/recommendations", json={**body, "k": 200, "offset": 801})
+    assert r.status_code == 422 and "k + offset" in r.json()["detail"]
+    client.post("/v1/feedback", json={"user_id": "pager", "item_id": "m5"}, headers=W)
+    full = client.get("/v1/users/pager/recommendations?k=6").json()["items"]
+    tail = client.get("/v1/users/pager/recommendations?k=2&offset=4").json()["items"]
+    assert tail == full[4:6]
+    r = client.get("/v1/users/pager/recommendations?k=200&offset=900")
+    assert r.status_code == 422 and r.json()["fields"][0]["field"] == "query.offset"
+
+
+def test_filters_keep_only_matching_items(client: TestClient) -> None:
+    for i in range(10):
+        tags = ["blue"] if i % 2 else ["red", "big"]
+        assert client.put(f"/v1/items/m{i}", json={"tags": tags}, headers=W).status_code == 200
+    for item_id in ("r-a", "r-b"):
+        client.put(f"/v1/items/{item_id}", json={"text": "war story", "tags": ["blue"]}, headers=W)
+    base = {"item_ids": ["m20"], "k": 20}
+
+    def ids(rule: dict[str, object], **extra: object) -> list[str]:
+        r = client.post("/v1/recommendations", json={**base, **extra, "filter": rule})
+        assert r.status_code == 200, r.text
+        return [x["item_id"] for x in r.json()["items"]]
+
+    blue = ids({"tags_any": ["blue"]})
+    assert set(blue) == {"m1", "m3", "m5", "m7", "m9", "r-a", "r-b"}
+    assert set(ids({"tags_any": ["blue", "big"]})) == set(blue) | {f"m{i}" for i in range(0, 10, 2)}
+    assert set(ids({"tags_any": ["blue"], "tags_none": ["big"], "source": "snapshot"})) == {
+        "m1", "m3", "m5", "m7", "m9",
+    }  # fmt: skip
+    assert set(ids({"source": "runtime"})) == {"r-a", "r-b"}
+    assert not {f"m{i}" for i in range(10)} & set(ids({"tags_none": ["blue", "red"]}))
+    # Filtered order is the unfiltered ranking's order, and offset pages it.
+    ranking = [i for i in ids({}, k=41) if i in set(blue)]
+    assert blue == ranking and ids({"tags_any": ["blue"]}, k=2, offset=3) == ranking[3:5]
+    r = client.post("/v1/recommendations", json={**base, "filter": {"tags": ["x"]}})
+    assert r.status_code == 422 and r.json()["fields"][0]["field"] == "body.filter.tags"
+    # The popular fallback is filtered too.
+    r = client.post("/v1/recommendations", json={"k": 5, "filter": {"tags_any": ["blue"]}})
+    assert r.json()["fallback"] == "popular"
+    assert {x["item_id"] for x in r.json()["items"]} <= set(blue)
+
+
+def test_unknown_query_parameters_are_refused_by_name(client: TestClient) -> None:
+    r = client.get("/v1/users/u1/recommendations", params={"k": 3, "kk": 4})
+    assert r.status_code == 422 and r.json()["error"] == "invalid_input"
+    assert r.json()["fields"] == [
+        {"field": "query.kk", "message": r.json()["detail"]},
+    ]
+    assert "allowed: exclude_seen, k, model_version, offset" in r.json()["detail"]
+    assert client.get("/v1/model?debug=1").status_code == 422
+    assert client.get("/v1/users/u1/recommendations?k=3&exclude_seen=false").status_code == 200

@@ -1,0 +1,134 @@
+"""Snapshot versions beside the serving one: their manifests (for GET /v1/models) and,
+for a request that asks one version explicitly, that version loaded next to the
+serving one. At most `keep` such versions stay loaded (least recently asked goes
+first); each is loaded off the event loop, one load at a time, so asking for old
+versions can cost memory and a wait, never the serving state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from xsmoe.common.snapshot_store import SnapshotStore
+from xsmoe.model.features import ModalitySpec
+from xsmoe.model.snapshot import check_version, load_snapshot
+from xsmoe.service.catalog import RuntimeCatalog
+from xsmoe.service.settings import ServingSettings
+from xsmoe.service.state import ServingState, build_state
+
+log = logging.getLogger(__name__)
+
+EXTRA_DIR = ".extra"  # under the serving cache: a swap's cache tidying leaves it alone
+MAX_MANIFESTS = 1000
+
+
+class UnknownVersion(LookupError):
+    """The snapshot store holds no such version."""
+
+
+class VersionUnusable(Exception):
+    """The version exists but cannot be loaded here (damaged, incompatible, or the
+    store failed); the message is safe to show, the cause is logged."""
+
+    def __init__(self, message: str, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class Versions:
+    def __init__(
+        self,
+        store: SnapshotStore,
+        root: Path,
+        settings: ServingSettings,
+        expected_features: dict[str, ModalitySpec] | None,
+        keep: int = 2,
+    ) -> None:
+        self.store = store
+        self.root = root / EXTRA_DIR
+        self.settings = settings
+        self.expected_features = expected_features
+        self.keep = keep
+        self.loaded: OrderedDict[str, ServingState] = OrderedDict()
+        self._manifests: dict[str, dict[str, Any]] = {}  # published versions never change
+        self._load = asyncio.Lock()
+
+    async def names(self) -> list[str]:
+        """Complete versions in the store, oldest first."""
+        return await asyncio.to_thread(self.store.versions)
+
+    async def manifest(self, version: str) -> dict[str, Any]:
+        """The version's manifest; UnknownVersion if the store lacks it."""
+        cached = self._manifests.get(version)
+        if cached is not None:
+            return cached
+        try:
+            check_version(version, "a model version")
+            if version not in await self.names():
+                raise UnknownVersion(version)
+            manifest = await asyncio.to_thread(self.store.manifest, version)
+        except UnknownVersion:
+            raise
+        except OSError as exc:
+            log.warning("manifest of %s unavailable: %s", version, exc)
+            raise VersionUnusable(f"the snapshot store did not answer for {version}", True) from exc
+        except Exception as exc:
+            raise UnknownVersion(version) from exc
+        if len(self._manifests) < MAX_MANIFESTS:
+            self._manifests[version] = manifest
+        return manifest
+
+    async def state(self, version: str, catalog: RuntimeCatalog) -> ServingState:
+        """`version` loaded with the run-time catalog applied, loading it if needed."""
+        state = self.loaded.get(version)
+        if state is None:
+            async with self._load:
+                state = self.loaded.get(version)
+                if state is None:
+                    state = await self._load_version(version, catalog)
+        state = state.with_changes(catalog.since(state.catalog_seq))
+        self.loaded[version] = state
+        self.loaded.move_to_end(version)
+        while len(self.loaded) > self.keep:
+            dropped, _ = self.loaded.popitem(last=False)
+            log.info("explicit version %s unloaded (at most %d kept)", dropped, self.keep)
+        return state
+
+    async def _load_version(self, version: str, catalog: RuntimeCatalog) -> ServingState:
+        await self.manifest(version)  # UnknownVersion before any download
+        seq = catalog.seq
+        items, deleted = list(catalog.items.values()), set(catalog.deleted)
+        try:
+            path = await asyncio.to_thread(self.store.fetch, version, self.root)
+            snapshot = await asyncio.to_thread(load_snapshot, path, self.expected_features)
+            state = await asyncio.to_thread(
+                build_state,
+                snapshot,
+                items,
+                deleted,
+                seq,
+                hnsw_above=self.settings.hnsw_above,
+                ef_search=self.settings.ef_search,
+                warmup_queries=0,
+            )
+        except OSError as exc:
+            log.warning("explicit version %s unavailable: %s", version, exc)
+            raise VersionUnusable(f"the snapshot store failed to deliver {version}", True) from exc
+        except Exception as exc:
+            log.error("explicit version %s cannot be served: %s", version, exc)
+            raise VersionUnusable(
+                f"{version} cannot be served by this process (damaged or incompatible; "
+                "the server log says why)",
+                False,
+            ) from exc
+        log.info("explicit version %s loaded beside the serving one", version)
+        keep = {*self.loaded, version}
+        try:
+            await asyncio.to_thread(self.store.tidy_cache, self.root, keep)
+        except OSError as exc:
+            log.warning("extra snapshot cache %s not tidied: %s", self.root, exc)
+        return state
