@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsError
 
 from xsmoe.common.settings import CONFIG_FILE_ENV, LOG_LEVELS, ConfigFileError
 from xsmoe.endpoints import redacted
@@ -137,6 +138,17 @@ def load_settings(cls: type[S]) -> S:
         raise UsageError(settings_error(exc)) from None
     except ConfigFileError as exc:
         raise UsageError(str(exc)) from None
+    except SettingsError as exc:
+        raise UsageError(unparsable(exc)) from None
+
+
+def unparsable(exc: SettingsError) -> str:
+    """pydantic-settings names the field of a variable whose JSON does not parse; name
+    the variables themselves (XSMOE_TEXT -> XSMOE_TEXT__LAYERS='[0, x]')."""
+    found = re.search(r'field "(\w+)"', str(exc))
+    field = f"XSMOE_{found.group(1).upper()}" if found else "XSMOE_*"
+    names = sorted(k for k in os.environ if k == field or k.startswith(f"{field}__")) or [field]
+    return f"{', '.join(names)}: not valid JSON (a list is written [0, 3, 6])"
 
 
 def settings_error(exc: ValidationError) -> str:
