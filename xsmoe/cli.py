@@ -66,6 +66,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
 }
 # Top-level options that take a value (the command is the first word after them).
 VALUE_OPTIONS = {"--log-level", "--config"}
+log = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # as common.logs writes it
 
 
@@ -166,10 +167,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:
+    except OSError as exc:  # a store that did not answer, a full disk: said, not traced
+        log.debug("%s failed", args.command, exc_info=True)  # the trace, at --log-level DEBUG
         # The snapshot store's module loads torch; it is loaded when it raised.
         store = sys.modules.get("xsmoe.common.snapshot_store.base")
         if store is not None and isinstance(exc, store.StoreError):
             error(f"{exc} (snapshot store unavailable; try again)")
-            return 1
-        raise
+        else:
+            error(str(exc))
+        return 1

@@ -9,6 +9,7 @@ DATA_DIR/run/up.json), else the setting's default.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -125,7 +126,8 @@ def redis_target(args: argparse.Namespace, settings: Settings) -> tuple[str, str
     if args.redis_url:
         return args.redis_url, "--redis-url"
     if "redis_url" in settings.model_fields_set:
-        return settings.redis_url, "XSMOE_REDIS_URL"
+        given = "XSMOE_REDIS_URL" in os.environ
+        return settings.redis_url, "XSMOE_REDIS_URL" if given else "redis_url of the config file"
     up = read_endpoints(settings.data_dir)
     if up is not None:
         where = f"the running `xsmoe up`, {endpoints_file(settings.data_dir)}"
