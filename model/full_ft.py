@@ -61,7 +61,7 @@ class FullFineTuneTower(nn.Module):
         length = int(mask.sum(1).max())
         mask = mask[:, :length]
         h = self.cached[rows, :length]
-        additive = torch.zeros(mask.shape, dtype=h.dtype).masked_fill(
+        additive = torch.zeros(mask.shape, dtype=h.dtype, device=h.device).masked_fill(
             ~mask, torch.finfo(h.dtype).min
         )
         additive = additive[:, None, None, :]  # (B, 1, 1, T)

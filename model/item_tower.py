@@ -24,7 +24,7 @@ from xsmoe.model.side_moe import SideMoE, SideMoEConfig
 class ItemTable:
     """Cached features of every item as tensors, indexed by store row."""
 
-    features: dict[str, torch.Tensor]  # (N, L, H) float32
+    features: dict[str, torch.Tensor]  # (N, L, H) float32 (or the model's dtype, see `to`)
     present: dict[str, torch.Tensor]  # (N,) bool
     # True: row i is catalog row i (the model may know it); False: items the model
     # has never seen, numbered from 0 (e.g. new items embedded at serving time)
@@ -43,7 +43,21 @@ class ItemTable:
     def __len__(self) -> int:
         return len(next(iter(self.present.values())))
 
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.present.values())).device
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> ItemTable:
+        """The table on `device`, features in `dtype` (a model's): moved once per window,
+        not once per batch."""
+        return ItemTable(
+            {m: f.to(device=device, dtype=dtype) for m, f in self.features.items()},
+            {m: p.to(device) for m, p in self.present.items()},
+            self.catalog,
+        )
+
     def take(self, rows: torch.Tensor) -> ItemInputs:
+        rows = rows.to(self.device)
         return ItemInputs(
             rows,
             {m: f[rows] for m, f in self.features.items()},
@@ -58,6 +72,15 @@ class ItemInputs:
     features: dict[str, torch.Tensor]  # (B, L, H)
     present: dict[str, torch.Tensor]  # (B,)
     catalog: bool = True  # rows are catalog rows (see ItemTable.catalog)
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> ItemInputs:
+        """On `device`, floating features in `dtype` (no copy where they already are)."""
+        return ItemInputs(
+            self.rows.to(device),
+            {m: f.to(device=device, dtype=dtype) for m, f in self.features.items()},
+            {m: p.to(device) for m, p in self.present.items()},
+            self.catalog,
+        )
 
 
 class ContentTower(nn.Module):

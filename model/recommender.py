@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from xsmoe.model.device import placement
 from xsmoe.model.item_tower import ContentTower, IdTower, ItemInputs, ItemTable
 from xsmoe.model.user_encoder import UserEncoder, UserEncoderConfig
 
@@ -143,16 +144,21 @@ class Recommender(nn.Module):
         return pruned
 
     # -- forward passes ------------------------------------------------------------
+    # Inputs follow the parameters (device and dtype): the caller chooses where the
+    # model lives, and cached float32 CPU features then work on any device/precision.
     def encode_items(self, inputs: ItemInputs) -> torch.Tensor:
-        return self.items(inputs)  # type: ignore[no-any-return]
+        return self.items(inputs.to(*placement(self)))  # type: ignore[no-any-return]
 
     def user_states(self, item_vectors: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """(B, T, d) right-aligned history vectors -> (B, T, d) user states per position."""
-        return self.user(item_vectors, valid)  # type: ignore[no-any-return]
+        device, dtype = placement(self)
+        items = item_vectors.to(device=device, dtype=dtype)
+        return self.user(items, valid.to(device))  # type: ignore[no-any-return]
 
     @torch.no_grad()
     def item_embeddings(self, table: ItemTable, batch_size: int = 2048) -> torch.Tensor:
-        """Embeddings of every item in `table`, in row order: (N, d)."""
+        """Embeddings of every item in `table`, in row order: (N, d), on the model's
+        device and in its dtype (`.float().cpu()` for numpy or FAISS)."""
         was_training = self.training
         self.eval()
         out = [
@@ -160,7 +166,10 @@ class Recommender(nn.Module):
             for lo in range(0, len(table), batch_size)
         ]
         self.train(was_training)
-        return torch.cat(out) if out else torch.zeros(0, self.config.embed_dim)
+        if out:
+            return torch.cat(out)
+        device, dtype = placement(self)
+        return torch.zeros(0, self.config.embed_dim, device=device, dtype=dtype)
 
     @torch.no_grad()
     def user_embeddings(self, histories: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -178,7 +187,7 @@ class Recommender(nn.Module):
     def user_embedding(self, history: torch.Tensor) -> torch.Tensor:
         """One user's history item embeddings (T, d), newest last -> (d,)."""
         history = history[-self.config.user.max_len :]
-        valid = torch.ones(1, history.shape[0], dtype=torch.bool)
+        valid = torch.ones(1, history.shape[0], dtype=torch.bool, device=history.device)
         return self.user_embeddings(history.unsqueeze(0), valid)[0]
 
     def trainable_parameters(self) -> int:

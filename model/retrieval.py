@@ -50,8 +50,8 @@ def embed_features(model: Recommender, items: ItemFeatures) -> np.ndarray:
         {m: torch.from_numpy(np.asarray(items.present[m], bool)) for m in shapes},
         catalog=False,  # numbered from 0, not catalog rows: no ID residual applies
     )
-    with torch.inference_mode():
-        return model.item_embeddings(table).numpy()
+    with torch.inference_mode():  # FAISS reads float32 on the CPU, whatever the model's
+        return model.item_embeddings(table).float().cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,8 @@ class Retriever:
             valid[b, width - len(rows) :] = True
         with torch.inference_mode():
             out = self.model.user_embeddings(torch.from_numpy(items), torch.from_numpy(valid))
-        return out.numpy().copy()  # a view would keep the whole (B, T, d) state alive
+        # float32 CPU for FAISS; a view would keep the whole (B, T, d) state alive
+        return out.float().cpu().numpy().copy()
 
     def user_vector(self, history: Sequence[str]) -> tuple[np.ndarray | None, list[str]]:
         """The user vector for a history (newest last), and the ids it did not know."""

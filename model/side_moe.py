@@ -36,10 +36,17 @@ class SideMoEConfig:
 class Expert(nn.Module):
     """Bottleneck adapter with residual; starts near the identity."""
 
-    def __init__(self, dim: int, bottleneck: int, init_std: float) -> None:
+    def __init__(
+        self,
+        dim: int,
+        bottleneck: int,
+        init_std: float,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
-        self.down = nn.Linear(dim, bottleneck, bias=False)
-        self.up = nn.Linear(bottleneck, dim, bias=False)
+        self.down = nn.Linear(dim, bottleneck, bias=False, device=device, dtype=dtype)
+        self.up = nn.Linear(bottleneck, dim, bias=False, device=device, dtype=dtype)
         nn.init.normal_(self.down.weight, std=init_std)
         nn.init.normal_(self.up.weight, std=init_std)
 
@@ -79,14 +86,22 @@ class MoEStage(nn.Module):
         """Mean ||w_j * candidate_j|| per slot (backbone first) over training passes."""
         return self.usage_sum / self.usage_count.clamp_min(1.0)
 
+    def _new_router(self, n_slots: int) -> nn.Linear:
+        like = self.router.weight  # a new module joins the old ones' device and dtype
+        return nn.Linear(self.dim, n_slots, bias=False, device=like.device, dtype=like.dtype)
+
     def reset_utilization(self) -> None:
         like = self.router.weight
-        self.usage_sum = torch.zeros(1 + self.n_experts, dtype=like.dtype, device=like.device)
-        self.usage_count = torch.zeros((), dtype=like.dtype, device=like.device)
+        # At least float32: a half-precision counter stops growing (bfloat16 keeps 8 bits,
+        # so `count += 64` is lost beyond ~16k) or overflows (float16 at 65504).
+        dtype = torch.promote_types(like.dtype, torch.float32)
+        self.usage_sum = torch.zeros(1 + self.n_experts, dtype=dtype, device=like.device)
+        self.usage_count = torch.zeros((), dtype=dtype, device=like.device)
 
     def expand(self) -> None:
         """Freeze existing experts; append one initialised to their mean; add a router row."""
-        new = Expert(self.dim, self.bottleneck, self.init_std)
+        like = self.router.weight
+        new = Expert(self.dim, self.bottleneck, self.init_std, like.device, like.dtype)
         if self.experts:
             with torch.no_grad():
                 for name, param in new.named_parameters():
@@ -96,7 +111,7 @@ class MoEStage(nn.Module):
             expert.requires_grad_(False)
         self.experts.append(new)
         old = self.router.weight.detach()
-        router = nn.Linear(self.dim, 1 + self.n_experts, bias=False)
+        router = self._new_router(1 + self.n_experts)
         with torch.no_grad():
             router.weight[: old.shape[0]] = old
             # The new expert starts with the mean routing logit of the old experts
@@ -116,7 +131,7 @@ class MoEStage(nn.Module):
             return None
         del self.experts[victim]
         keep = [j for j in range(self.router.out_features) if j != victim + 1]
-        router = nn.Linear(self.dim, len(keep), bias=False)
+        router = self._new_router(len(keep))
         with torch.no_grad():
             router.weight.copy_(self.router.weight[keep])
         self.router = router

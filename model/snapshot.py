@@ -12,6 +12,9 @@ A snapshot directory holds:
 
 Snapshots are written to a temporary name and renamed; the CURRENT pointer is
 written last, so a crash never leaves a half-written current snapshot.
+
+A snapshot is device-free: weights are saved from float32 CPU copies, whatever
+device and precision the model trained in, and load on the CPU in float32.
 """
 
 from __future__ import annotations
@@ -167,8 +170,7 @@ def save_snapshot(
                 indent=2,
             )
         )
-        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / "weights.safetensors"))
+        save_file(portable_state(model), str(tmp / "weights.safetensors"))
         (tmp / "items.json").write_text(json.dumps(item_ids))
         save_file({"items": torch.from_numpy(vectors)}, str(tmp / "embeddings.safetensors"))
         faiss.write_index(build_index(vectors), str(tmp / "index.faiss"))
@@ -195,6 +197,15 @@ def save_snapshot(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return root / version
+
+
+def portable_state(model: Recommender) -> dict[str, torch.Tensor]:
+    """The model's state as CPU tensors, floating ones in float32 (what serving loads)."""
+    state = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu()
+        state[key] = (value.float() if value.is_floating_point() else value).contiguous()
+    return state
 
 
 def _refuse_duplicates(item_ids: list[str], where: str) -> None:
@@ -295,8 +306,8 @@ def load_snapshot(path: Path, expected_features: dict[str, ModalitySpec] | None 
     _check_sizes(path, config, item_ids)
     model = Recommender(config)
     try:
-        weights = load_file(str(path / "weights.safetensors"))
-        vectors = load_file(str(path / "embeddings.safetensors"))["items"].numpy()
+        weights = load_file(str(path / "weights.safetensors"), device="cpu")
+        vectors = load_file(str(path / "embeddings.safetensors"), device="cpu")["items"].numpy()
         _load_weights(model, weights)
         index = faiss.read_index(str(path / "index.faiss"))
     except (SafetensorError, RuntimeError, KeyError) as exc:

@@ -7,6 +7,10 @@ expert per stage (utilization measured while the model trained on the previous
 window), then add one expert per stage. So the model a window returns is
 exactly the model it validated; what is gated, published and tested is what
 was trained.
+
+`TrainConfig.device` is where a window is computed: the model, the item table and
+every batch go there for the window, and the model comes back to where it was
+(in the dtype it came in), so callers keep a CPU model they can snapshot.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
+from xsmoe.model.device import check_device_name, placement, resolve_device
 from xsmoe.model.evaluate import model_scorer, rank_cases
 from xsmoe.model.item_tower import ItemTable
 from xsmoe.model.loss import softmax_loss
@@ -55,10 +60,12 @@ class TrainConfig:
     loss: Loss = "full"
     full_max_items: int = 20_000
     seed: int = 0
+    device: str = "cpu"  # auto | cpu | cuda | cuda:N (see model.device)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        check_device_name(self.device)
 
 
 @dataclass
@@ -78,7 +85,7 @@ class WindowReport:
 
 def _log_popularity(sequences: list[np.ndarray], n_items: int) -> torch.Tensor:
     counts = np.bincount(np.concatenate(sequences), minlength=n_items).astype(np.float64) + 1.0
-    return torch.from_numpy(np.log(counts / counts.sum())).float()
+    return torch.from_numpy(np.log(counts / counts.sum()))  # float64: cast where it is used
 
 
 def _step(
@@ -88,6 +95,8 @@ def _step(
     log_pop: torch.Tensor,
     known_rows: torch.Tensor | None,
 ) -> torch.Tensor:
+    device = table.device  # the window's device: the table was moved there once
+    batch = TrainBatch(batch.inputs.to(device), batch.targets.to(device))
     present = torch.cat([batch.inputs.flatten(), batch.targets.flatten()])
     in_batch = torch.unique(present[present >= 0])  # sorted
     # Full softmax: every known item is a candidate (plus the batch's, to be safe).
@@ -119,9 +128,29 @@ def train_window(
     on_epoch: Callable[[int, float, float], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> WindowReport:
-    """Train on one window's user sequences (item rows, time-ordered). `cancel` is
-    asked after every batch: True stops at once with TrainingCancelled (the model
-    is then half-trained and must be thrown away)."""
+    """Train on one window's user sequences (item rows, time-ordered) on
+    `config.device`; the model is returned where it was. `cancel` is asked after
+    every batch: True stops at once with TrainingCancelled (the model is then
+    half-trained and must be thrown away)."""
+    device = resolve_device(config.device)  # before any work: a missing GPU fails fast
+    home = placement(model)[0]
+    model.to(device)
+    try:
+        return _train_window(model, table, sequences, val_cases, known, config, on_epoch, cancel)
+    finally:
+        model.to(home)
+
+
+def _train_window(
+    model: Recommender,
+    table: ItemTable,
+    sequences: list[np.ndarray],
+    val_cases: EvalCases,
+    known: np.ndarray,
+    config: TrainConfig,
+    on_epoch: Callable[[int, float, float], None] | None,
+    cancel: Callable[[], bool] | None,
+) -> WindowReport:
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -133,10 +162,14 @@ def train_window(
     grow = config.expand and model.config.trained_windows > 0
     pruned = model.prune_and_expand(config.prune_tau) if grow else {}
     model.reset_utilization()  # the next window's prune reads this window's usage only
+    device, dtype = placement(model)
+    table = table.to(device, dtype)
+    # logQ at least float32: a bfloat16 log-probability is off by up to 0.03
     log_pop = _log_popularity(chunks, len(table))
+    log_pop = log_pop.to(device=device, dtype=torch.promote_types(dtype, torch.float32))
     n_known = int(known.sum())
     full = config.loss == "full" and n_known <= config.full_max_items
-    known_rows = torch.from_numpy(np.flatnonzero(known)) if full else None
+    known_rows = torch.from_numpy(np.flatnonzero(known)).to(device) if full else None
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr)  # rebuilt every window
     best_ndcg, best_epoch, best_state = -1.0, 0, None
@@ -182,12 +215,14 @@ def train_window(
         utilization=model.utilization(),
     )
     log.info(
-        "window trained: %d epochs (best %d, val NDCG@10 %.4f, %s softmax) in %.1f s; experts %s",
+        "window trained: %d epochs (best %d, val NDCG@10 %.4f, %s softmax) in %.1f s on %s; "
+        "experts %s",
         report.epochs,
         report.best_epoch,
         best_ndcg,
         report.loss,
         report.seconds,
+        device,
         report.experts,
     )
     return report

@@ -61,7 +61,9 @@ class UserEncoder(nn.Module):
         allowed = causal & (
             valid.unsqueeze(1) | torch.eye(t, dtype=torch.bool, device=items.device)
         )
-        mask = torch.zeros(b, t, t, device=items.device).masked_fill(~allowed, float("-inf"))
+        # the additive mask in the items' dtype: attention refuses a float mask of another
+        mask = torch.zeros(b, t, t, dtype=items.dtype, device=items.device)
+        mask = mask.masked_fill(~allowed, float("-inf"))
         mask = mask.repeat_interleave(self.config.n_heads, dim=0)  # (B*heads, T, T)
         out: torch.Tensor = self.norm(self.blocks(x, mask=mask))
         return out * valid.unsqueeze(-1)

@@ -17,7 +17,7 @@ from xsmoe.common.redis_url import redacted
 from xsmoe.common.snapshot_store import open_store, serving_dir
 from xsmoe.model.feature_build import CatalogEncoder
 from xsmoe.model.image_prep import limit_decoding
-from xsmoe.service import errors, redis_client, threads
+from xsmoe.service import docs, errors, openapi, redis_client, threads
 from xsmoe.service.dashboard.traffic import SAMPLE_EVERY_S, TrafficSampler
 from xsmoe.service.deps import Runtime
 from xsmoe.service.item_encoder import ItemEncoder
@@ -130,8 +130,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # service.docs serves them with their assets, offline
+        redoc_url=None,
+        generate_unique_id_function=openapi.operation_id,
     )
     errors.install(app)
+    docs.install(app)
+    openapi.document_common_errors(app)
     for module in (recommend, feedback, items, model_info, admin, health, dashboard):
         app.include_router(module.router)
     upload_limit = settings.api.max_image_bytes * 4 // 3 + (64 << 10)

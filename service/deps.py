@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -40,11 +41,14 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 async def get_state(runtime: RuntimeDep) -> ServingState:
     state = runtime.serving.current
     if state is None:
-        refused = runtime.serving.failed
-        why = f"; refused: {refused}" if refused else ""
+        # Where snapshots are looked for is logged at startup, never told to clients;
+        # a refused version's reason names files, so only the versions are listed.
+        refused = ", ".join(sorted(runtime.serving.failed))
+        why = f"; refused: {refused} (the server log says why)" if refused else ""
+        retry = math.ceil(runtime.settings.serving.poll_seconds)  # the next pointer read
         raise NoModel(
-            f"no snapshot loaded yet from {runtime.serving.root} "
-            f"(run `xsmoe bootstrap` or wait for the worker){why}"
+            f"no snapshot loaded yet: run `xsmoe bootstrap` or wait for the worker{why}",
+            headers={"Retry-After": str(retry)},
         )
     return state
 

@@ -1,7 +1,8 @@
 """Domain errors and their one mapping to HTTP: every error body is {error, detail}.
 
-`detail` says what was wrong and what is allowed; validation errors, and domain
-errors about one field, also list each offending field under `fields`.
+`detail` says what was wrong and what is allowed, and never names a server path or
+host (those go to the log); validation errors, and domain errors about one field,
+also list each offending field under `fields`.
 """
 
 from __future__ import annotations
@@ -104,6 +105,11 @@ def describe_validation(errors: Sequence[Any]) -> tuple[str, list[dict[str, str]
     return detail, fields
 
 
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+# FastAPI's 400 for a body it could not read at all (e.g. JSON that is not UTF-8).
+FASTAPI_UNPARSED = "There was an error parsing the body"
+_UNPARSED = "body: could not be parsed; send UTF-8 JSON (or a form)"
+
 _MISCONFIGURED = ("CROSSSLOT", "cluster support disabled", "not enabled")
 
 
@@ -128,18 +134,23 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RedisError)
     @app.exception_handler(RedisClusterException)
-    async def _redis(_: Request, exc: Exception) -> JSONResponse:
+    async def _redis(request: Request, exc: Exception) -> JSONResponse:
+        # redis-py's messages name hosts, ports and socket paths: they go to the log.
+        where = f"{request.method} {request.url.path}"
         if is_misconfigured(exc):  # retrying cannot help: say what to change
-            log.error("Redis configuration error: %s", exc)
+            log.error("Redis configuration error on %s: %s", where, exc)
             body = error_body(
                 "redis_misconfigured",
-                f"Redis configuration error ({exc}): a Redis Cluster needs "
+                f"Redis configuration error ({type(exc).__name__}): a Redis Cluster needs "
                 "XSMOE_REDIS_URL=redis+cluster://host:port,...; a single server or a "
                 "Sentinel set needs redis:// or redis+sentinel://",
             )
             return JSONResponse(body, 500)
+        log.warning("Redis unavailable on %s: %s", where, exc)
+        # Our own Redis errors (e.g. not replicated yet) are written for the client.
+        why = f" ({exc})" if type(exc).__module__.startswith("xsmoe.") else ""
         # A write that could not be stored is refused, never half-accepted: retry it.
-        body = error_body("redis_unavailable", f"Redis unavailable ({exc}); retry shortly")
+        body = error_body("redis_unavailable", f"Redis unavailable{why}; retry shortly")
         return JSONResponse(body, 503, headers={"Retry-After": "1"})
 
     @app.exception_handler(RequestValidationError)
@@ -149,8 +160,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        detail = _UNPARSED if exc.detail == FASTAPI_UNPARSED else str(exc.detail)
+        return JSONResponse(error_body(code, detail), exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from xsmoe.common.settings import Settings
+from xsmoe.model.device import DEVICES, check_device_name, resolve_device
 from xsmoe.model.train import Loss, TrainConfig
 
 
@@ -42,8 +43,20 @@ class WorkerOptions(BaseModel):
     )
     window_details: int = Field(1000, ge=1, description="windows whose per-event detail is kept")
     train: bool = Field(True, description="false: consume and ack only (ingestion benchmark)")
+    device: str = Field(
+        "auto", description=f"where windows train: {', '.join(DEVICES)} (auto: CUDA if present)"
+    )
     dataset: str = Field("ml-100k", description="feature store name if the snapshot names none")
     features_dir: Path | None = Field(None, description="feature store (default by dataset)")
+
+    @field_validator("device")
+    @classmethod
+    def _device_exists(cls, value: str) -> str:
+        # Refused at start-up, not at the first window: a missing GPU is a configuration
+        # error, and failing windows would dead-letter the events they hold.
+        if value != "auto":  # auto never fails, and need not touch CUDA at import
+            resolve_device(value)
+        return check_device_name(value)
 
 
 class WorkerSettings(Settings):

@@ -120,7 +120,8 @@ def train_and_gate(
     seed: int = 0,
     cancel: Callable[[], bool] | None = None,
 ) -> WindowResult:
-    """Fine-tune a copy of the serving model on the window; promote it if it holds up."""
+    """Fine-tune a copy of the serving model on the window (on `opts.device`); promote it
+    if it holds up. The candidate comes back on the CPU, as the serving model is."""
     n_input = serving.config.user.max_len  # what serving reads of a history
     online = score(serving, table, data.cases((TRAIN, VALIDATE, GATE), GATE, n_input))
     train_seqs = list(
@@ -135,7 +136,9 @@ def train_and_gate(
         )
         return WindowResult("skipped", reason, online=online)
     candidate = copy.deepcopy(serving)
-    config = TrainConfig(lr=opts.lr, max_epochs=opts.max_epochs, loss=opts.loss, seed=seed)
+    config = TrainConfig(
+        lr=opts.lr, max_epochs=opts.max_epochs, loss=opts.loss, seed=seed, device=opts.device
+    )
     report = train_window(
         candidate, table, train_seqs, val_cases, np.ones(len(table), bool), config, cancel=cancel
     )

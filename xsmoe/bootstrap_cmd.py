@@ -16,6 +16,7 @@ from xsmoe import pipeline
 from xsmoe.cli_args import Parser, UsageError, positive_int
 from xsmoe.common.settings import Settings
 from xsmoe.common.snapshot_store import LocalStore, next_version, open_store
+from xsmoe.model.device import DEVICES, DeviceUnavailable, resolve_device
 from xsmoe.model.recommender import Recommender
 from xsmoe.model.snapshot import save_snapshot
 from xsmoe.model.streaming import ProtocolConfig
@@ -44,6 +45,7 @@ def register(cmd: Parser) -> None:
     )
     cmd.add_argument("--max-epochs", type=positive_int, default=30, help="per window")
     cmd.add_argument("--seed", type=int, default=0, help="training seed")
+    cmd.add_argument("--device", default="auto", help=f"training device: {', '.join(DEVICES)}")
     cmd.add_argument(
         "--id-residual",
         action="store_true",
@@ -61,6 +63,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         args.train_windows = args.windows if args.catalog else min(5, args.windows)
     if not 1 <= args.train_windows <= args.windows:
         raise UsageError("--train-windows must be within 1..--windows")
+    try:
+        device = str(resolve_device(args.device))
+    except DeviceUnavailable as exc:
+        raise UsageError(f"--device: {exc}") from None
     out: Path = args.out or settings.snapshots  # written here, then published
     snapshots = LocalStore(out) if args.out else open_store(settings)
     current = snapshots.pointer() if args.if_missing else None
@@ -83,7 +89,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         protocol = pipeline.streaming_protocol(
             dataset, store, ProtocolConfig(n_windows=args.windows, user_core=core)
         )
-        config = TrainConfig(max_epochs=args.max_epochs, seed=args.seed)
+        config = TrainConfig(max_epochs=args.max_epochs, seed=args.seed, device=device)
         for t in tqdm(
             range(args.train_windows), desc="training windows", unit="window", file=sys.stderr
         ):

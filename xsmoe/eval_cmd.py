@@ -13,6 +13,7 @@ from typing import Any
 from xsmoe import eval_jobs, pipeline, report
 from xsmoe.cli_args import Parser, UsageError, existing_file, positive_int
 from xsmoe.common.settings import Settings
+from xsmoe.model.device import DEVICES, DeviceUnavailable, resolve_device
 from xsmoe.model.streaming import ProtocolConfig
 from xsmoe.model.train import LOSSES, TrainConfig
 from xsmoe.model.user_encoder import UserEncoderConfig
@@ -63,6 +64,7 @@ def add_training_options(cmd: Parser) -> None:
     cmd.add_argument("--lr", type=float, default=TrainConfig.lr, help="Adam learning rate")
     cmd.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="sequences")
     cmd.add_argument("--loss", choices=LOSSES, default=TrainConfig.loss, help="softmax over ...")
+    cmd.add_argument("--device", default="auto", help=f"training device: {', '.join(DEVICES)}")
     cmd.add_argument(
         "--dropout", type=float, default=UserEncoderConfig.dropout, help="user encoder dropout"
     )
@@ -84,12 +86,17 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         raise UsageError("need --max-epochs, --batch-size and --max-len >= 1")
     if not 0 <= args.dropout < 1:
         raise UsageError("--dropout must be in [0, 1)")
+    try:  # resolved here: every job then trains on (and records) the same device
+        device = str(resolve_device(args.device))
+    except DeviceUnavailable as exc:
+        raise UsageError(f"--device: {exc}") from None
     return replace(
         TrainConfig(),
         max_epochs=args.max_epochs,
         lr=args.lr,
         batch_size=args.batch_size,
         loss=args.loss,
+        device=device,
     )
 
 
@@ -124,13 +131,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"--seeds: integers separated by commas, got {args.seeds!r}") from None
     if not seeds:
         raise UsageError("--seeds: give at least one seed")
+    train = train_config(args)  # before any encoding: a bad --device fails fast
     source = pipeline.dataset_source(args)
     dataset = pipeline.load_source(source)
     pipeline.ensure_features(settings, dataset.name, dataset.items)  # the children only read it
     protocol = ProtocolConfig(n_windows=args.windows, user_core=args.user_core)
     if args.lr <= 0 or args.max_experts < 1 or args.jobs < 1:
         raise UsageError("need --lr > 0, --max-experts >= 1 and --jobs >= 1")
-    train = train_config(args)
     used = modalities(args)
     tuned = read_tuned(args.tuned) if args.tuned else {}
     jobs, owners, chosen = [], [], {}

@@ -10,6 +10,7 @@ from xsmoe.common.events import FeedbackEvent
 from xsmoe.service.auth import require_write
 from xsmoe.service.deps import Runtime, RuntimeDep
 from xsmoe.service.errors import InvalidInput
+from xsmoe.service.openapi import errors, example, with_examples
 from xsmoe.service.schemas import AcceptedEvent, FeedbackAccepted, FeedbackBatch, FeedbackPayload
 
 router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[Depends(require_write)])
@@ -25,6 +26,25 @@ EXAMPLES = {
         }
     },
 }
+ACCEPTED = {
+    "accepted": 1,
+    "duplicates": 1,
+    "events": [
+        {"event_id": "e-1", "stream_id": "1764748800000-0", "duplicate": False},
+        {"event_id": "e-2", "stream_id": "1764748790000-0", "duplicate": True},
+    ],
+}
+RESPONSES = {202: {"content": {"application/json": {"example": ACCEPTED}}}, **errors(503)}
+with_examples(  # Redis down, or the write not on the replicas asked for yet: retry, deduplicated
+    RESPONSES,
+    503,
+    example("redis_unavailable", "Redis unavailable; retry shortly"),
+    example(
+        "redis_unavailable",
+        "Redis unavailable (feedback reached 0 of 1 replicas in 200 ms; retry with the same "
+        "event_id); retry shortly",
+    ),
+)
 
 
 async def _unknown_items(runtime: Runtime, events: list[FeedbackEvent]) -> list[str]:
@@ -42,7 +62,12 @@ async def _unknown_items(runtime: Runtime, events: list[FeedbackEvent]) -> list[
     return [f"events[{n}].item_id" for n, e in enumerate(events) if e.item_id in suspects]
 
 
-@router.post("/feedback", status_code=202, summary="Post one feedback event or a batch")
+@router.post(
+    "/feedback",
+    status_code=202,
+    summary="Post one feedback event or a batch",
+    responses=RESPONSES,
+)
 async def post_feedback(
     payload: Annotated[FeedbackPayload, Body(openapi_examples=EXAMPLES)], runtime: RuntimeDep
 ) -> FeedbackAccepted:

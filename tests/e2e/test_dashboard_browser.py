@@ -17,9 +17,9 @@ import pytest
 
 from tests.deployment import WRITE_KEY, planted_events, worker_env, worker_settings_for
 from tests.e2e.conftest import Launcher
-from xsmoe.client import Client
 from xsmoe.common import ledger
 from xsmoe.service.settings import ServiceSettings
+from xsmoe_client import Client
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

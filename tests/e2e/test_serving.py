@@ -11,9 +11,9 @@ import pytest
 
 from tests.deployment import WRITE_KEY, publish_snapshot
 from tests.e2e.conftest import Launcher
-from xsmoe.client import ApiError, Client
 from xsmoe.service.settings import ServiceSettings
 from xsmoe.workers.redis_client import connect
+from xsmoe_client import ApiError, Client
 
 pytestmark = pytest.mark.slow
 
@@ -21,21 +21,21 @@ pytestmark = pytest.mark.slow
 def test_recommend_feedback_and_new_items_through_the_client(launch: Launcher) -> None:
     with Client(launch(), api_key=WRITE_KEY) as xs:
         first = xs.recommend(user_id="alice", k=5)
-        assert first["fallback"] == "popular" and len(first["items"]) == 5
-        clicked = first["items"][0]["item_id"]
+        assert first.fallback == "popular" and len(first.items) == 5
+        clicked = first.items[0].item_id
         xs.feedback("alice", clicked, event_id="a-1")
         after = xs.recommend(user_id="alice", k=39)
-        assert after["fallback"] is None
-        assert clicked not in {x["item_id"] for x in after["items"]}
+        assert after.fallback is None
+        assert clicked not in after.item_ids
         xs.add_item("brand-new", text="the love war story")
-        assert xs.get_item("brand-new")["indexed"]
+        assert xs.get_item("brand-new").indexed
         everything = xs.recommend(user_id="alice", k=39)
-        assert "brand-new" in {x["item_id"] for x in everything["items"]}
+        assert "brand-new" in everything.item_ids
         xs.feedback("alice", "brand-new")  # feedback on it is accepted at once
-        assert xs.model_info()["items_added_since"] == 1
+        assert xs.model_info().items_added_since == 1
         with pytest.raises(ApiError) as err:
             xs.recommend(user_id="alice", k=500)
-        assert err.value.status == 422 and "k" in err.value.detail
+        assert err.value.status == 422 and err.value.field_names == ["body.k"]
 
 
 def test_a_snapshot_published_under_load_is_served_within_2s_with_no_failed_request(
