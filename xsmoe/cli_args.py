@@ -42,8 +42,8 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter):
     exit codes) keeps them, a one-line text is wrapped."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        # No "(default: None)" or "(default: False)": they say nothing.
-        if action.default is None or action.default is False:
+        # No "(default: None)", "(default: False)" or "(default: [])": they say nothing.
+        if action.default is None or action.default is False or action.default == []:
             return action.help
         return super()._get_help_string(action)
 
