@@ -136,6 +136,8 @@ def setup(level: str, heavy: bool) -> None:
         setup_logging(level)
     else:
         logging.basicConfig(level=level, format=LOG_FORMAT)
+    # faiss, imported only when a command needs it (after this), logs its CPU probing.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 
 def error(message: str) -> None:
