@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 INSTALL_INPUTS := pyproject.toml client/pyproject.toml requirements-assets.txt
 STAMP := $(VENV)/.installed-$(shell cat $(INSTALL_INPUTS) | cksum | cut -d' ' -f1)
 
-.PHONY: setup run test test-fast test-redis-shapes lint format typecheck bench bench-scale clean
+.PHONY: setup run test test-fast test-redis-shapes lint format typecheck bench bench-scale clean distclean config-doc
 
 setup: $(STAMP)
 
@@ -66,5 +66,25 @@ bench: setup
 bench-scale: setup
 	taskset -c 0,1 $(BIN)/python bench/scale.py
 
+# docs/configuration.md from the settings models (tests/test_config.py checks it is current).
+config-doc: setup
+	$(BIN)/xsmoe config reference --out docs/configuration.md
+
+# Caches and build output only: snapshots, feature stores, Redis data and .venv stay.
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Everything `make setup` and `make run` made, snapshots and Redis data included: says
+# what it deletes and asks on a terminal; elsewhere (CI, scripts) it needs CONFIRM=1.
+distclean: clean
+	@echo "distclean deletes: $(VENV) (the environment) and var/ (snapshots, feature stores, Redis data, run logs):"
+	@du -sh $(VENV) var 2>/dev/null || true
+	@if [ "$(CONFIRM)" != 1 ]; then \
+	  if [ -t 0 ]; then \
+	    printf 'delete them? [y/N] '; read answer; [ "$$answer" = y ] || { echo "nothing deleted"; exit 1; }; \
+	  else \
+	    echo "not a terminal: run 'make distclean CONFIRM=1' to delete them"; exit 1; \
+	  fi; \
+	fi
+	rm -rf $(VENV) var

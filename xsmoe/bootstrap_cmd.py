@@ -13,6 +13,7 @@ from typing import Any
 from tqdm import tqdm
 
 from xsmoe import pipeline
+from xsmoe.cli_args import Parser, UsageError, positive_int
 from xsmoe.common.settings import Settings
 from xsmoe.common.snapshot_store import LocalStore, next_version, open_store
 from xsmoe.model.device import DEVICES, DeviceUnavailable, resolve_device
@@ -24,26 +25,26 @@ from xsmoe.model.train import TrainConfig, WindowReport, train_window
 log = logging.getLogger(__name__)
 
 
-def register(commands: Any) -> None:
-    cmd = commands.add_parser(
-        "bootstrap",
-        help="train XSMoE on the first time windows and write the first snapshot",
-        description="Writes SNAPSHOT_DIR/v000001 (or the next version), publishes it to the "
-        "snapshot store (XSMOE_SNAPSHOT_STORE) and points the store's pointer at it.",
+def register(cmd: Parser) -> None:
+    cmd.description = (
+        "Writes SNAPSHOT_DIR/v000001 (or the next version), publishes it to the "
+        "snapshot store (XSMOE_SNAPSHOT_STORE) and points the store's pointer at it."
     )
     pipeline.add_dataset_options(cmd)
     cmd.add_argument(
         "--out", type=Path, help="a local store instead (default XSMOE_SNAPSHOT_STORE)"
     )
-    cmd.add_argument("--windows", type=int, default=10, help="time windows the log is cut into")
+    cmd.add_argument(
+        "--windows", type=positive_int, default=10, help="time windows the log is cut into"
+    )
     cmd.add_argument(
         "--train-windows",
-        type=int,
+        type=positive_int,
         help="how many first windows to train (default: 5 of ml-100k, so the later half can be "
         "replayed; all of your own interactions)",
     )
-    cmd.add_argument("--max-epochs", type=int, default=30)
-    cmd.add_argument("--seed", type=int, default=0)
+    cmd.add_argument("--max-epochs", type=positive_int, default=30, help="per window")
+    cmd.add_argument("--seed", type=int, default=0, help="training seed")
     cmd.add_argument("--device", default="auto", help=f"training device: {', '.join(DEVICES)}")
     cmd.add_argument(
         "--id-residual",
@@ -61,11 +62,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.train_windows is None:
         args.train_windows = args.windows if args.catalog else min(5, args.windows)
     if not 1 <= args.train_windows <= args.windows:
-        raise SystemExit("error: --train-windows must be within 1..--windows")
+        raise UsageError("--train-windows must be within 1..--windows")
     try:
         device = str(resolve_device(args.device))
     except DeviceUnavailable as exc:
-        raise SystemExit(f"error: --device: {exc}") from None
+        raise UsageError(f"--device: {exc}") from None
     out: Path = args.out or settings.snapshots  # written here, then published
     snapshots = LocalStore(out) if args.out else open_store(settings)
     current = snapshots.pointer() if args.if_missing else None

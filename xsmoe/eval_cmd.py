@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from xsmoe import eval_jobs, pipeline, report
+from xsmoe.cli_args import Parser, UsageError, existing_file, positive_int
 from xsmoe.common.settings import Settings
 from xsmoe.model.device import DEVICES, DeviceUnavailable, resolve_device
 from xsmoe.model.streaming import ProtocolConfig
@@ -21,19 +22,15 @@ from xsmoe.model.variants import ALL_VARIANTS, MAIN_VARIANTS, SPECS
 log = logging.getLogger(__name__)
 
 
-def register(commands: Any) -> None:
-    cmd = commands.add_parser(
-        "eval",
-        help="streaming evaluation of the variants (HR/NDCG@10,20) on one dataset",
-        description="Train on window t-1, test on window t, for every variant on the same splits.",
-    )
+def register(cmd: Parser) -> None:
+    cmd.description = "Train on window t-1, test on window t, for every variant on the same splits."
     pipeline.add_dataset_options(cmd)
     cmd.add_argument(
         "--variants",
         default=",".join(MAIN_VARIANTS),
         help=f"comma-separated, from {', '.join(ALL_VARIANTS)}",
     )
-    cmd.add_argument("--out", type=Path, default=Path("var/eval"))
+    cmd.add_argument("--out", type=Path, default=Path("var/eval"), help="results folder")
     cmd.add_argument("--windows", type=int, default=10, help="number of time windows")
     cmd.add_argument(
         "--user-core", type=int, default=5, help="min interactions per user per window"
@@ -41,11 +38,15 @@ def register(commands: Any) -> None:
     add_training_options(cmd)
     cmd.add_argument(
         "--tuned",
-        type=Path,
+        type=existing_file,
         help="tune.json of `xsmoe tune`: each variant it names trains with its own best setting",
     )
-    cmd.add_argument("--jobs", type=int, default=1, help="runs side by side (1 torch thread each)")
-    cmd.add_argument("--max-experts", type=int, default=8, help="cap on experts per stage (xsmoe)")
+    cmd.add_argument(
+        "--jobs", type=positive_int, default=1, help="runs side by side (1 torch thread each)"
+    )
+    cmd.add_argument(
+        "--max-experts", type=positive_int, default=8, help="cap on experts per stage (xsmoe)"
+    )
     cmd.add_argument(
         "--seeds",
         default="0",
@@ -57,7 +58,7 @@ def register(commands: Any) -> None:
     cmd.set_defaults(handler=run)
 
 
-def add_training_options(cmd: argparse.ArgumentParser) -> None:
+def add_training_options(cmd: Parser) -> None:
     """The hyper-parameters `xsmoe eval` and `xsmoe tune` share (defaults: the tuned ones)."""
     cmd.add_argument("--max-epochs", type=int, default=TrainConfig.max_epochs, help="per window")
     cmd.add_argument("--lr", type=float, default=TrainConfig.lr, help="Adam learning rate")
@@ -82,13 +83,13 @@ def add_training_options(cmd: argparse.ArgumentParser) -> None:
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
     if args.max_epochs < 1 or args.batch_size < 1 or args.max_len < 1:
-        raise SystemExit("error: need --max-epochs, --batch-size and --max-len >= 1")
+        raise UsageError("need --max-epochs, --batch-size and --max-len >= 1")
     if not 0 <= args.dropout < 1:
-        raise SystemExit("error: --dropout must be in [0, 1)")
+        raise UsageError("--dropout must be in [0, 1)")
     try:  # resolved here: every job then trains on (and records) the same device
         device = str(resolve_device(args.device))
     except DeviceUnavailable as exc:
-        raise SystemExit(f"error: --device: {exc}") from None
+        raise UsageError(f"--device: {exc}") from None
     return replace(
         TrainConfig(),
         max_epochs=args.max_epochs,
@@ -104,7 +105,7 @@ def modalities(args: argparse.Namespace) -> list[str] | None:
         return None
     names = [m.strip() for m in args.modalities.split(",") if m.strip()]
     if not names or not set(names) <= {"text", "image"}:
-        raise SystemExit(f"error: --modalities: text and/or image, got {args.modalities!r}")
+        raise UsageError(f"--modalities: text and/or image, got {args.modalities!r}")
     return names
 
 
@@ -114,35 +115,29 @@ def read_tuned(path: Path) -> dict[str, dict[str, Any]]:
         best = json.loads(path.read_text())["best"]
         return {str(name): dict(setting) for name, setting in best.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise SystemExit(
-            f"error: --tuned {path}: not a tune.json of `xsmoe tune` ({exc})"
-        ) from None
+        raise UsageError(f"--tuned {path}: not a tune.json of `xsmoe tune` ({exc})") from None
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = sorted(set(variants) - set(ALL_VARIANTS))
     if unknown or not variants:
-        raise SystemExit(
-            f"error: --variants: unknown {unknown}; choose from {', '.join(ALL_VARIANTS)}"
-        )
+        raise UsageError(f"--variants: unknown {unknown}; choose from {', '.join(ALL_VARIANTS)}")
     if args.windows < 3 or args.user_core < 2:
-        raise SystemExit("error: need --windows >= 3, --user-core >= 2")
+        raise UsageError("need --windows >= 3, --user-core >= 2")
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
-        raise SystemExit(
-            f"error: --seeds: integers separated by commas, got {args.seeds!r}"
-        ) from None
+        raise UsageError(f"--seeds: integers separated by commas, got {args.seeds!r}") from None
     if not seeds:
-        raise SystemExit("error: --seeds: give at least one seed")
+        raise UsageError("--seeds: give at least one seed")
     train = train_config(args)  # before any encoding: a bad --device fails fast
     source = pipeline.dataset_source(args)
     dataset = pipeline.load_source(source)
     pipeline.ensure_features(settings, dataset.name, dataset.items)  # the children only read it
     protocol = ProtocolConfig(n_windows=args.windows, user_core=args.user_core)
     if args.lr <= 0 or args.max_experts < 1 or args.jobs < 1:
-        raise SystemExit("error: need --lr > 0, --max-experts >= 1 and --jobs >= 1")
+        raise UsageError("need --lr > 0, --max-experts >= 1 and --jobs >= 1")
     used = modalities(args)
     tuned = read_tuned(args.tuned) if args.tuned else {}
     jobs, owners, chosen = [], [], {}

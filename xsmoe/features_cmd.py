@@ -4,32 +4,32 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from xsmoe import pipeline
+from xsmoe.cli_args import Parser, add_command, existing_file, positive_int
 from xsmoe.common.settings import Settings
 from xsmoe.model.data import load_catalog
 
 
-def register(commands: Any) -> None:
-    features = commands.add_parser("features", help="item feature store")
+def register(features: Parser) -> None:
     sub = features.add_subparsers(dest="features_command", required=True, metavar="ACTION")
-    build = sub.add_parser(
+    build = add_command(
+        sub,
         "build",
         help="encode a catalog's items with the frozen encoders (reuses what is cached)",
         description="Encode every item not yet in the store; a second run reuses the cache.",
     )
     source = build.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", choices=pipeline.DATASETS, help="a built-in dataset")
-    source.add_argument("--catalog", type=Path, help="JSONL: item_id, text?, image? per line")
+    source.add_argument(
+        "--catalog", type=existing_file, help="JSONL: item_id, text?, image? per line"
+    )
     build.add_argument("--out", type=Path, help="store directory (default DATA_DIR/features/NAME)")
-    build.add_argument("--batch-size", type=int, default=64)
+    build.add_argument("--batch-size", type=positive_int, default=64, help="items per batch")
     build.set_defaults(handler=run_build)
 
 
 def run_build(args: argparse.Namespace, settings: Settings) -> int:
-    if args.batch_size < 1:
-        raise SystemExit("error: --batch-size must be >= 1")
     if args.dataset:
         name, items = args.dataset, pipeline.load_dataset(args.dataset).items
     else:

@@ -1,4 +1,8 @@
-"""Shared steps of the CLI commands: datasets, feature stores, model configs."""
+"""Shared steps of the CLI commands: datasets, feature stores, model configs.
+
+The model modules (torch) are imported by the steps that need them, not here: the
+commands' parsers read DATASETS and add_dataset_options, and `--help` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from tqdm import tqdm
 
+from xsmoe.cli_args import existing_file
 from xsmoe.common.settings import Settings
 from xsmoe.model.data import (
     ML100K,
-    CatalogItem,
     Dataset,
     Interactions,
     load_catalog,
@@ -24,12 +28,14 @@ from xsmoe.model.data import (
     load_movielens_100k,
 )
 from xsmoe.model.errors import DatasetError
-from xsmoe.model.feature_build import BuildReport, CatalogEncoder, build_features
-from xsmoe.model.features import FeatureStore
-from xsmoe.model.item_tower import ItemTable
-from xsmoe.model.recommender import RecommenderConfig
-from xsmoe.model.streaming import ProtocolConfig, StreamingProtocol
-from xsmoe.model.user_encoder import UserEncoderConfig
+
+if TYPE_CHECKING:
+    from xsmoe.model.data import CatalogItem
+    from xsmoe.model.feature_build import BuildReport, CatalogEncoder
+    from xsmoe.model.features import FeatureStore
+    from xsmoe.model.item_tower import ItemTable
+    from xsmoe.model.recommender import RecommenderConfig
+    from xsmoe.model.streaming import ProtocolConfig, StreamingProtocol
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +91,13 @@ def add_dataset_options(cmd: argparse.ArgumentParser) -> None:
     )
     cmd.add_argument(
         "--catalog",
-        type=Path,
+        type=existing_file,
         default=os.environ.get("XSMOE_CATALOG") or None,
         help="your catalog (JSONL: item_id, text?, image?); replaces --dataset (env XSMOE_CATALOG)",
     )
     cmd.add_argument(
         "--interactions",
-        type=Path,
+        type=existing_file,
         default=os.environ.get("XSMOE_INTERACTIONS") or None,
         help="your interactions (CSV with header user_id,item_id,timestamp, or JSONL; "
         "env XSMOE_INTERACTIONS)",
@@ -116,6 +122,8 @@ def load_source(source: dict[str, str | None]) -> Dataset:
 
 
 def catalog_encoder(settings: Settings) -> CatalogEncoder:
+    from xsmoe.model.feature_build import CatalogEncoder
+
     return CatalogEncoder(
         settings.text.to_config(), settings.image.to_config(), cache_dir=settings.cache_dir
     )
@@ -129,6 +137,11 @@ def ensure_features(
     batch_size: int = 64,
 ) -> tuple[FeatureStore, BuildReport]:
     """Open the catalog's feature store and encode, with a progress bar, what it lacks."""
+    from tqdm import tqdm
+
+    from xsmoe.model.feature_build import build_features
+    from xsmoe.model.features import FeatureStore
+
     encoder = catalog_encoder(settings)
     store = FeatureStore.open_or_create(out or settings.features_dir(name), encoder.specs())
     with tqdm(total=len(items), desc=f"encoding {name}", unit="item", file=sys.stderr) as bar:
@@ -138,6 +151,8 @@ def ensure_features(
 
 def open_features(settings: Settings, name: str) -> FeatureStore:
     """Open an already built store, refusing one of another encoder."""
+    from xsmoe.model.features import FeatureStore
+
     return FeatureStore.open(settings.features_dir(name), catalog_encoder(settings).specs())
 
 
@@ -145,6 +160,8 @@ def streaming_protocol(
     dataset: Dataset, store: FeatureStore, config: ProtocolConfig
 ) -> StreamingProtocol:
     """The dataset's interactions over the store's item rows, cut into windows."""
+    from xsmoe.model.streaming import StreamingProtocol
+
     rows = {item: row for row, item in enumerate(store.item_ids)}
     return StreamingProtocol(dataset.interactions, rows, len(store), config)
 
@@ -156,6 +173,8 @@ def content_table(store: FeatureStore, modalities: Sequence[str] | None = None) 
     A modality no item has (images, for MovieLens) would only add parameters that
     never get a gradient; a catalog with images gets an image tower.
     """
+    from xsmoe.model.item_tower import ItemTable
+
     table = ItemTable.from_store(store)
     unknown = sorted(set(modalities or ()) - set(store.modalities))
     if unknown:
@@ -169,10 +188,17 @@ def content_table(store: FeatureStore, modalities: Sequence[str] | None = None) 
 
 def base_config(
     table: ItemTable,
-    max_len: int = UserEncoderConfig.max_len,
+    max_len: int | None = None,
     max_experts: int = 8,
-    dropout: float = UserEncoderConfig.dropout,
+    dropout: float | None = None,
 ) -> RecommenderConfig:
+    """The recommender for the table's modalities (user encoder defaults unless given)."""
+    from xsmoe.model.recommender import RecommenderConfig
+    from xsmoe.model.user_encoder import UserEncoderConfig
+
+    default = UserEncoderConfig()
+    max_len = default.max_len if max_len is None else max_len
+    dropout = default.dropout if dropout is None else dropout
     shapes = {m: (int(f.shape[1]), int(f.shape[2])) for m, f in table.features.items()}
-    user = replace(UserEncoderConfig(), max_len=max_len, dropout=dropout)
+    user = replace(default, max_len=max_len, dropout=dropout)
     return RecommenderConfig.for_content(shapes, user=user, max_experts=max_experts)

@@ -26,23 +26,31 @@ import httpx
 from tqdm import tqdm
 
 from xsmoe import pipeline
+from xsmoe.cli_args import Parser, bounded, count, positive, positive_int
 from xsmoe.common.settings import Settings
 
 
-def register(commands: Any) -> None:
-    cmd = commands.add_parser(
-        "replay", help="replay a dataset's later interactions through the API, in time order"
+def register(cmd: Parser) -> None:
+    cmd.description = __doc__
+    cmd.add_argument("--dataset", choices=pipeline.DATASETS, default="ml-100k", help="built-in")
+    cmd.add_argument("--url", default="http://127.0.0.1:8000", help="the API")
+    cmd.add_argument("--rate", type=positive, default=200.0, help="interactions per second")
+    cmd.add_argument(
+        "--start", type=bounded(float, 0.0, 1.0), default=0.5, help="where in the log to start"
     )
-    cmd.add_argument("--dataset", choices=pipeline.DATASETS, default="ml-100k")
-    cmd.add_argument("--url", default="http://127.0.0.1:8000")
-    cmd.add_argument("--rate", type=float, default=200.0, help="interactions per second")
-    cmd.add_argument("--start", type=float, default=0.5, help="where in the log to start (0..1)")
-    cmd.add_argument("--limit", type=int, default=0, help="stop after this many (0 = all)")
-    cmd.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds")
-    cmd.add_argument("--concurrency", type=int, default=16)
-    cmd.add_argument("--api-key", default=os.environ.get("XSMOE_API__WRITE_KEY"))
-    cmd.add_argument("--block", type=int, default=5000, help="interactions per reported block")
-    cmd.add_argument("--pop-window", type=int, default=10_000, help="popularity baseline's memory")
+    cmd.add_argument("--limit", type=count, default=0, help="stop after this many (0 = all)")
+    cmd.add_argument(
+        "--duration", type=bounded(float, 0.0), default=0.0, help="stop after this many s (0 = no)"
+    )
+    cmd.add_argument("--concurrency", type=positive_int, default=16, help="requests in flight")
+    # No default shown: it would print the key in --help.
+    cmd.add_argument("--api-key", help="X-API-Key (default XSMOE_API__WRITE_KEY)")
+    cmd.add_argument(
+        "--block", type=positive_int, default=5000, help="interactions per reported block"
+    )
+    cmd.add_argument(
+        "--pop-window", type=positive_int, default=10_000, help="popularity baseline's memory"
+    )
     cmd.add_argument("--report", type=Path, help="write per-block results (JSON) here")
     cmd.set_defaults(handler=run)
 
@@ -182,7 +190,8 @@ async def replay(args: argparse.Namespace) -> Tally:
     inter = pipeline.load_dataset(args.dataset).interactions
     first = int(len(inter) * args.start)
     last = len(inter) if not args.limit else min(len(inter), first + args.limit)
-    headers = {"X-API-Key": args.api_key} if args.api_key else {}
+    key = args.api_key or os.environ.get("XSMOE_API__WRITE_KEY")
+    headers = {"X-API-Key": key} if key else {}
     tally = Tally(block_size=args.block)
     pop = Popularity(args.pop_window)
     for i in range(max(0, first - args.pop_window), first):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from xsmoe import eval_jobs, pipeline
+from xsmoe.cli_args import Parser, UsageError, positive_int
 from xsmoe.common.settings import Settings
 from xsmoe.eval_cmd import add_training_options, modalities, train_config
 from xsmoe.model.streaming import ProtocolConfig
@@ -36,15 +37,12 @@ GRID_KEYS: dict[str, type] = {
 }
 
 
-def register(commands: Any) -> None:
-    cmd = commands.add_parser(
-        "tune",
-        help="choose hyper-parameters on the validation tails (never on test windows)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def register(cmd: Parser) -> None:
+    cmd.description = __doc__
     pipeline.add_dataset_options(cmd)
-    cmd.add_argument("--variants", default="sasrec-id,frozen,xsmoe-fixed,xsmoe")
+    cmd.add_argument(
+        "--variants", default="sasrec-id,frozen,xsmoe-fixed,xsmoe", help="comma-separated"
+    )
     cmd.add_argument(
         "--grid",
         action="append",
@@ -52,11 +50,13 @@ def register(commands: Any) -> None:
         metavar="KEY=V1,V2",
         help=f"values to try, repeatable; keys: {', '.join(GRID_KEYS)}",
     )
-    cmd.add_argument("--windows", type=int, default=10)
-    cmd.add_argument("--seed", type=int, default=0)
-    cmd.add_argument("--max-experts", type=int, default=8)
-    cmd.add_argument("--jobs", type=int, default=1, help="runs side by side (1 torch thread each)")
-    cmd.add_argument("--out", type=Path, default=Path("var/tune"))
+    cmd.add_argument("--windows", type=positive_int, default=10, help="time windows")
+    cmd.add_argument("--seed", type=int, default=0, help="training seed")
+    cmd.add_argument("--max-experts", type=positive_int, default=8, help="cap per stage")
+    cmd.add_argument(
+        "--jobs", type=positive_int, default=1, help="runs side by side (1 torch thread each)"
+    )
+    cmd.add_argument("--out", type=Path, default=Path("var/tune"), help="results folder")
     add_training_options(cmd)
     cmd.set_defaults(handler=run)
 
@@ -67,17 +67,13 @@ def parse_grid(specs: list[str]) -> dict[str, list[Any]]:
         key, sep, values = spec.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or key not in GRID_KEYS or not values.strip():
-            raise SystemExit(
-                f"error: --grid {spec!r}: expected KEY=V1,V2 with KEY in {list(GRID_KEYS)}"
-            )
+            raise UsageError(f"--grid {spec!r}: expected KEY=V1,V2 with KEY in {list(GRID_KEYS)}")
         try:
             parsed = [GRID_KEYS[key](v.strip()) for v in values.split(",") if v.strip()]
         except ValueError:
-            raise SystemExit(
-                f"error: --grid {spec!r}: values must be {GRID_KEYS[key].__name__}"
-            ) from None
+            raise UsageError(f"--grid {spec!r}: values must be {GRID_KEYS[key].__name__}") from None
         if key == "loss" and not set(parsed) <= set(LOSSES):
-            raise SystemExit(f"error: --grid loss: choose from {LOSSES}")
+            raise UsageError(f"--grid loss: choose from {LOSSES}")
         grid[key] = parsed
     return grid
 
@@ -86,7 +82,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     bad = [v for v in variants if v not in ALL_VARIANTS or not SPECS[v].trains or v == "full-ft"]
     if bad or not variants:
-        raise SystemExit(f"error: --variants: {bad} cannot be tuned; trained variants only")
+        raise UsageError(f"--variants: {bad} cannot be tuned; trained variants only")
     grid = parse_grid(args.grid)
     base = train_config(args)
     source = pipeline.dataset_source(args)

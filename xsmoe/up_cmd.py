@@ -18,14 +18,14 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import httpx
 
 from xsmoe import pipeline
+from xsmoe.cli_args import Parser, UsageError, existing_file, port
 from xsmoe.common.settings import Settings
+from xsmoe.endpoints import redacted, remove_endpoints, write_endpoints
 from xsmoe.model.data import ML100K
-from xsmoe.model.snapshot import current_version
 from xsmoe.redis_server import EmbeddedRedis
 
 log = logging.getLogger(__name__)
@@ -34,18 +34,19 @@ log = logging.getLogger(__name__)
 DEMO_WORKER = {"XSMOE_WORKER__WINDOW_EVENTS": "3000", "XSMOE_WORKER__WINDOW_SECONDS": "120"}
 
 
-def register(commands: Any) -> None:
-    cmd = commands.add_parser(
-        "up",
-        help="run Redis (embedded unless XSMOE_REDIS_URL), the API and the worker; Ctrl-C stops",
-    )
-    cmd.add_argument("--host", default="127.0.0.1")
-    cmd.add_argument("--port", type=int, default=8000)
+def register(cmd: Parser) -> None:
+    cmd.description = __doc__
+    cmd.add_argument("--host", default="127.0.0.1", help="the API's address")
+    cmd.add_argument("--port", type=port, default=8000, help="the API's TCP port (1..65535)")
     cmd.add_argument(
         "--dataset", choices=pipeline.DATASETS, default=ML100K, help="bootstrap from it if needed"
     )
-    cmd.add_argument("--catalog", type=Path, help="bootstrap from your own catalog (JSONL)")
-    cmd.add_argument("--interactions", type=Path, help="... and its interactions (CSV or JSONL)")
+    cmd.add_argument(
+        "--catalog", type=existing_file, help="bootstrap from your own catalog (JSONL)"
+    )
+    cmd.add_argument(
+        "--interactions", type=existing_file, help="... and its interactions (CSV or JSONL)"
+    )
     cmd.add_argument("--no-worker", action="store_true", help="serve only")
     cmd.set_defaults(handler=run)
 
@@ -74,11 +75,10 @@ def _wait_ready(url: str, procs: list[subprocess.Popen[bytes]], stop: threading.
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from xsmoe.model.snapshot import current_version
+
     if not _port_free(args.host, args.port):
-        raise SystemExit(f"error: port {args.port} on {args.host} is in use; pass --port")
-    for path in (args.catalog, args.interactions):
-        if path is not None and not path.is_file():
-            raise SystemExit(f"error: {path}: no such file")
+        raise UsageError(f"--port: port {args.port} on {args.host} is in use; pass another")
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -87,11 +87,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     embedded = None
-    redis_url = os.environ.get("XSMOE_REDIS_URL")
+    # A Redis set in the environment or the config file; otherwise one of our own.
+    redis_url = settings.redis_url if "redis_url" in settings.model_fields_set else None
     if not redis_url:
         embedded = EmbeddedRedis(settings.data_dir.resolve() / "redis", persist=True).start()
         redis_url = embedded.url
     procs: list[subprocess.Popen[bytes]] = []
+    data_dir = settings.data_dir.resolve()
     try:
         root: Path = settings.snapshots.resolve()
         if current_version(root) is None:
@@ -121,13 +123,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 return 0
             log.error("the API did not become ready; see the log above")
             return 1
+        found = write_endpoints(data_dir, redis_url, url)  # for `xsmoe snapshot`
         print(  # noqa: T201 - the command's own output
-            f"\nxsmoe is up (Redis {redis_url}{' embedded' if embedded else ''}, "
+            f"\nxsmoe is up (Redis {redacted(redis_url)}{' embedded' if embedded else ''}, "
             f"snapshots {root}):\n"
             f"  API docs   {url}/docs\n"
             f"  dashboard  {url}/dashboard\n"
             f"  metrics    {url}/metrics\n"
             f"  replay     .venv/bin/xsmoe replay --dataset ml-100k --rate 200 --url {url}\n"
+            f"  endpoints  {found} (what `xsmoe snapshot` reads)\n"
             "Ctrl-C stops everything.\n",
             flush=True,
         )
@@ -138,6 +142,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     return 1
         return 0
     finally:
+        remove_endpoints(data_dir)
         for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

@@ -6,19 +6,18 @@ import argparse
 import signal
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
+from xsmoe.cli_args import Parser, load_settings
 from xsmoe.common.settings import Settings
 
 
-def register(commands: Any) -> None:
-    cmd = commands.add_parser(
-        "worker",
-        help="train on feedback windows, gate, publish snapshots (Redis from XSMOE_REDIS_URL)",
-        description="Settings XSMOE_WORKER__*: WINDOW_EVENTS, WINDOW_SECONDS, EPSILON, KEEP, ...",
+def register(cmd: Parser) -> None:
+    cmd.description = (
+        "Settings XSMOE_WORKER__*: WINDOW_EVENTS, WINDOW_SECONDS, EPSILON, KEEP, ... "
+        "(every one: docs/configuration.md)"
     )
     cmd.add_argument(
-        "--snapshot-dir", type=Path, help="default XSMOE_SNAPSHOT_DIR or var/snapshots"
+        "--snapshot-dir", type=Path, help="default XSMOE_SNAPSHOT_DIR or DATA_DIR/snapshots"
     )
     cmd.set_defaults(handler=run)
 
@@ -27,7 +26,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from xsmoe.workers.settings import WorkerSettings
     from xsmoe.workers.worker import Worker
 
-    worker_settings = WorkerSettings()
+    worker_settings = load_settings(WorkerSettings)
     if args.snapshot_dir is not None:
         worker_settings = worker_settings.model_copy(update={"snapshot_dir": args.snapshot_dir})
     worker = Worker(worker_settings)
