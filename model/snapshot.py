@@ -19,10 +19,8 @@ device and precision the model trained in, and load on the CPU in float32.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -36,28 +34,53 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from xsmoe.model.errors import ModelError
 from xsmoe.model.features import ModalitySpec
 from xsmoe.model.index import build_index
 from xsmoe.model.recommender import Recommender, RecommenderConfig
 
-FORMAT_VERSION = 1
-POINTER = "CURRENT"
-MANIFEST = "manifest.json"
-FILES = (
-    "config.json",
-    "weights.safetensors",
-    "items.json",
-    "embeddings.safetensors",
-    "index.faiss",
+# The layout's names are re-exported (X as X): snapshot users import one module.
+from xsmoe.model.snapshot_layout import (
+    FILES as FILES,
 )
-_VERSION_RE = re.compile(r"^v(\d{6,})$")
+from xsmoe.model.snapshot_layout import (
+    FORMAT_VERSION as FORMAT_VERSION,
+)
+from xsmoe.model.snapshot_layout import (
+    MANIFEST as MANIFEST,
+)
+from xsmoe.model.snapshot_layout import (
+    POINTER as POINTER,
+)
+from xsmoe.model.snapshot_layout import (
+    SnapshotError as SnapshotError,
+)
+from xsmoe.model.snapshot_layout import (
+    _fsync_dir as _fsync_dir,
+)
+from xsmoe.model.snapshot_layout import (
+    check_version as check_version,
+)
+from xsmoe.model.snapshot_layout import (
+    current_version as current_version,
+)
+from xsmoe.model.snapshot_layout import (
+    list_versions as list_versions,
+)
+from xsmoe.model.snapshot_layout import (
+    next_version as next_version,
+)
+from xsmoe.model.snapshot_layout import (
+    set_current as set_current,
+)
+from xsmoe.model.snapshot_layout import (
+    sha256_of as sha256_of,
+)
+from xsmoe.model.snapshot_layout import (
+    version_name as version_name,
+)
+
 # Buffers snapshots written before utilization was saved lack: loaded as zeros.
 _OPTIONAL = ("usage_sum", "usage_count")
-
-
-class SnapshotError(ModelError):
-    """A snapshot is missing, corrupt or incompatible; says which and why."""
 
 
 @dataclass(frozen=True)
@@ -70,70 +93,6 @@ class Snapshot:
     embeddings: np.ndarray  # (N, d) float32
     index: faiss.Index
     feature_specs: dict[str, ModalitySpec]
-
-
-def version_name(number: int) -> str:
-    return f"v{number:06d}"
-
-
-def list_versions(root: Path) -> list[str]:
-    if not root.is_dir():
-        return []
-    found = [p.name for p in root.iterdir() if p.is_dir() and _VERSION_RE.match(p.name)]
-    return sorted(found, key=lambda name: int(name[1:]))
-
-
-def next_version(root: Path) -> str:
-    versions = list_versions(root)
-    return version_name(int(versions[-1][1:]) + 1 if versions else 1)
-
-
-def check_version(name: str, where: str) -> str:
-    """`name` if it names a version directory (v000001, ...); SnapshotError if not, so a
-    pointer can never lead outside the snapshot root (`../x`, `/etc`)."""
-    if not _VERSION_RE.match(name):
-        shown = name if len(name) <= 64 else name[:64] + "..."
-        raise SnapshotError(f"{where} names {shown!r}, not a version like {version_name(1)}")
-    return name
-
-
-def current_version(root: Path) -> str | None:
-    """The version CURRENT names (None without a pointer); SnapshotError if it names
-    anything but a version."""
-    pointer = root / POINTER
-    if not pointer.is_file():
-        return None
-    name = pointer.read_text().strip()
-    return check_version(name, str(pointer)) if name else None
-
-
-def set_current(root: Path, version: str) -> None:
-    """Move the pointer (atomic replace, fsynced); the snapshot must exist."""
-    check_version(version, f"the new {POINTER} in {root}")
-    if not (root / version / MANIFEST).is_file():
-        raise SnapshotError(f"cannot point at {version}: no snapshot at {root / version}")
-    tmp = root / f".{POINTER}.tmp"
-    with tmp.open("w") as fh:
-        fh.write(version + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, root / POINTER)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def save_snapshot(

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 
-from xsmoe.model.snapshot import POINTER, SnapshotError, check_version
+from xsmoe.model.snapshot_layout import POINTER, SnapshotError, check_version
 from xsmoe.service.redis_client import REDIS_ERRORS, AsyncRedis
 from xsmoe.service.serving import Serving, SwapFailed
 

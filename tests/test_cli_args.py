@@ -124,6 +124,8 @@ def test_an_option_after_the_action_counts_too() -> None:
         ["--help"],
         ["snapshot", "list", "--help"],
         ["snapshot", "rollback", "--help"],
+        # listing reads manifests, not weights (port 1: refused at once, no real Redis)
+        ["snapshot", "list", "--snapshot-dir", ".", "--redis-url", "redis://127.0.0.1:1/0"],
         ["config", "--help"],
         ["datasets", "synth", "--help"],
         ["replay", "--help"],

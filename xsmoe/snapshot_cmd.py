@@ -76,7 +76,7 @@ def register(cmd: Parser) -> None:
 def _current(store: SnapshotStore) -> str | None:
     """The current version, or None where the pointer names none (listing and rolling
     back are how an operator repairs such a pointer)."""
-    from xsmoe.model.snapshot import SnapshotError
+    from xsmoe.model.snapshot_layout import SnapshotError
 
     try:
         return store.pointer()
@@ -142,7 +142,7 @@ def redis_target(args: argparse.Namespace, settings: Settings) -> tuple[str, str
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from xsmoe.common.snapshot_store import LocalStore, open_store
-    from xsmoe.model.snapshot import SnapshotError
+    from xsmoe.model.snapshot_layout import SnapshotError
     from xsmoe.workers import redis_client
 
     if args.snapshot_dir and args.store:

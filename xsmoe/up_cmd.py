@@ -75,7 +75,7 @@ def _wait_ready(url: str, procs: list[subprocess.Popen[bytes]], stop: threading.
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from xsmoe.model.snapshot import current_version
+    from xsmoe.model.snapshot_layout import current_version
 
     if not _port_free(args.host, args.port):
         raise UsageError(f"--port: port {args.port} on {args.host} is in use; pass another")

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 from xsmoe.common.settings import Settings
 from xsmoe.common.snapshot_store.base import SnapshotStore, StoreError
 from xsmoe.common.snapshot_store.local import LocalStore
-from xsmoe.model.snapshot import list_versions, version_name
+from xsmoe.model.snapshot_layout import list_versions, version_name
 
 __all__ = [
     "LocalStore",

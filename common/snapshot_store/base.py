@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
-from xsmoe.model.snapshot import SnapshotError, check_version, list_versions, sha256_of
+from xsmoe.model.snapshot_layout import SnapshotError, check_version, list_versions, sha256_of
 
 log = logging.getLogger(__name__)
 TMP_PREFIX = ".tmp-"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from xsmoe.common.snapshot_store.base import TMP_PREFIX, SnapshotStore
-from xsmoe.model.snapshot import MANIFEST, current_version, list_versions, set_current
+from xsmoe.model.snapshot_layout import MANIFEST, current_version, list_versions, set_current
 
 
 class LocalStore(SnapshotStore):

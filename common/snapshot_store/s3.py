@@ -35,7 +35,7 @@ from xsmoe.common.snapshot_store.base import (
     check_file_name,
     describe_files,
 )
-from xsmoe.model.snapshot import MANIFEST, POINTER, SnapshotError, check_version, sha256_of
+from xsmoe.model.snapshot_layout import MANIFEST, POINTER, SnapshotError, check_version, sha256_of
 
 log = logging.getLogger(__name__)
 FILE_LIST = "files.json"

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends
 
-from xsmoe.model.snapshot import SnapshotError
+from xsmoe.model.snapshot_layout import SnapshotError
 from xsmoe.service.auth import require_admin
 from xsmoe.service.deps import RuntimeDep
 from xsmoe.service.errors import Conflict, NotFound, StoreUnavailable
