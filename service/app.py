@@ -23,6 +23,7 @@ from xsmoe.service.deps import Runtime
 from xsmoe.service.item_encoder import ItemEncoder
 from xsmoe.service.limits import BodyLimit
 from xsmoe.service.metrics import LatencyMiddleware, Metrics
+from xsmoe.service.request_id import RequestIdMiddleware
 from xsmoe.service.routes import admin, dashboard, feedback, health, items, model_info, recommend
 from xsmoe.service.serving import Serving
 from xsmoe.service.settings import ServiceSettings
@@ -76,6 +77,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             snapshots, serving_dir(snapshots, settings), settings.serving, metrics, specs
         )
         traffic = TrafficSampler(metrics)
+        metrics.serving_version = lambda: serving.current.version if serving.current else None
         runtime = Runtime(
             settings, keys, store, serving, ItemEncoder(encoder, specs), metrics, traffic
         )
@@ -142,4 +144,5 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         timeout=settings.api.body_timeout_seconds,
     )
     app.add_middleware(LatencyMiddleware, metrics=metrics)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every line of a request has its id
     return app
