@@ -42,6 +42,7 @@ class WorkerStatus:
     opened_at: float | None
     next_close_at: float | None
     untrained: int | None
+    untrained_exact: bool
     last_window: int | None
     last_outcome: str
     last_reason: str
@@ -67,6 +68,7 @@ class WorkerStatus:
             opened_at=_float(raw.get("opened_at")),
             next_close_at=_float(raw.get("next_close_at")),
             untrained=_int(raw.get("untrained")),
+            untrained_exact=raw.get("untrained_exact") == "1",
             last_window=_int(raw.get("last_window")),
             last_outcome=raw.get("last_outcome", ""),
             last_reason=raw.get("last_reason", ""),

@@ -66,7 +66,8 @@ class WorkerMetrics:
         )
         self.untrained = Gauge(
             "xsmoe_worker_untrained_events",
-            "Feedback entries not yet trained: undelivered plus delivered-unacked (all shards)",
+            "Feedback entries not yet trained: undelivered plus delivered-unacked, all shards "
+            "(the streams' length on a Redis older than 7, which reports no lag)",
             registry=r,
         )
         self.window_fill = Gauge(

@@ -25,19 +25,29 @@ STATUS_TTL_S = 3600
 MODEL_EVENTS_MAX = 1000
 
 
-def untrained(redis: SyncRedis, keys: Keys, group: str) -> int:
-    """Entries the group has not acked yet: undelivered (lag) plus delivered-unacked."""
-    total = 0
+def untrained(redis: SyncRedis, keys: Keys, group: str) -> tuple[int, bool]:
+    """Entries the group has not acked yet, and whether that count is exact: Redis 7
+    reports the group's lag (undelivered); an older one does not, and then the
+    stream's length stands in (it holds the untrained entries plus at most the few
+    acked since the last trim, which follows every window)."""
+    total, exact = 0, True
     for stream in keys.streams:
         try:
             groups: Any = redis.xinfo_groups(stream)
-        except REDIS_ERRORS:  # no stream or group yet: nothing accepted there
+        except REDIS_ERRORS:  # no stream yet: nothing accepted there
             continue
-        for g in groups:
-            name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
-            if name == group:
-                total += int(g.get("pending") or 0) + int(g.get("lag") or 0)
-    return total
+        ours = [g for g in groups if _text(g["name"]) == group]
+        lag = ours[0].get("lag") if ours else None
+        if ours and lag is not None:
+            total += int(ours[0].get("pending") or 0) + int(lag)
+        else:  # no group yet (nothing delivered), or no lag reported
+            total += int(redis.xlen(stream))
+            exact = exact and not ours
+    return total, exact
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def status_fields(
@@ -46,7 +56,7 @@ def status_fields(
     window_no: int,
     buffer: WindowBuffer,
     last: Mapping[str, Any] | None,
-    untrained_events: int,
+    untrained_events: tuple[int, bool],
     now: float,
 ) -> dict[str, str]:
     """The status hash's fields (strings; empty where there is nothing to say)."""
@@ -72,7 +82,8 @@ def status_fields(
         "window_seconds": f"{buffer.max_seconds:g}",
         "opened_at": f"{opened:.3f}" if opened is not None else "",
         "next_close_at": f"{next_close:.3f}" if next_close is not None else "",
-        "untrained": str(untrained_events),
+        "untrained": str(untrained_events[0]),
+        "untrained_exact": "1" if untrained_events[1] else "0",
     }
     for name in ("window", "outcome", "reason", "version", "created_at"):
         value = (last or {}).get(name)
@@ -152,7 +163,7 @@ class Heartbeat:
         keys: Keys,
         group: str,
         metrics: WorkerMetrics,
-        fields: Callable[[int], dict[str, str] | None],
+        fields: Callable[[tuple[int, bool]], dict[str, str] | None],
         stop: threading.Event,
     ) -> None:
         self.redis, self.keys, self.group = redis, keys, group
@@ -168,7 +179,7 @@ class Heartbeat:
 
     def beat(self) -> None:
         lag = untrained(self.redis, self.keys, self.group)
-        self.metrics.untrained.set(lag)
+        self.metrics.untrained.set(lag[0])
         fields = self.fields(lag)
         self.metrics.leader.set(1 if fields is not None else 0)
         if fields is None:

@@ -182,7 +182,7 @@ class Worker:
             finally:
                 self.phase = "reading"
 
-    def status(self, untrained: int) -> dict[str, str] | None:
+    def status(self, untrained: tuple[int, bool]) -> dict[str, str] | None:
         """The status hash's fields while this process leads (the heartbeat's view)."""
         if not self.lock.held:
             return None

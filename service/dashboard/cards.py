@@ -67,18 +67,19 @@ def _online(d: DashboardData) -> Card:
 
 
 def _feedback(d: DashboardData) -> Card:
+    """Counted by the worker (it knows its group); without a live worker only the
+    streams' length is known, an upper bound."""
     title = "feedback not yet trained"
     if not d.redis_ok:
         return title, span("bad", "Redis unavailable"), ""
-    untrained = int(d.lag.get("pending", 0)) + int(d.lag.get("lag", 0))
-    dead = int(d.lag.get("dead", 0))
+    tail = f" · dead-lettered {int(d.lag.get('dead', 0)):,}"
     w = d.worker
-    tail = f" · dead-lettered {dead:,}"
-    if w is None or w.stale(d.now):
-        return title, f"{untrained:,} events", "open window unknown (worker not seen)" + tail
-    beyond = max(0, untrained - w.fill)
-    cls = "warn" if w.window_events and beyond > w.window_events else ""
-    value = f"{untrained:,} events"
+    if w is None or w.stale(d.now) or w.untrained is None:
+        length = int(d.lag.get("length", 0))
+        return title, f"≤ {length:,} events", "in the stream; open window unknown" + tail
+    value = f"{'' if w.untrained_exact else '≈ '}{w.untrained:,} events"
+    beyond = max(0, w.untrained - w.fill)
+    cls = "warn" if w.window_events and beyond > w.window_events else "muted"
     detail = (
         f"open window {w.fill:,} / {w.window_events:,} · "
         f'<span class="{cls}">{beyond:,} waiting beyond it</span>{tail}'
@@ -122,10 +123,12 @@ def _answers(d: DashboardData) -> Card:
     if not t.requests:
         return title, span("muted", "no /v1 request yet"), ""
     fallback = f"{100 * t.fallbacks / t.recommendations:.1f}%" if t.recommendations else "—"
-    errors = f"{100 * t.server_errors / t.requests:.2f}%"
     cls = "bad" if t.server_errors else "ok"
-    value = f'fallback {fallback} · <span class="{cls}">5xx {errors}</span>'
-    return title, value, f"over {t.requests:,.0f} requests ({t.recommendations:,.0f} recommend)"
+    errors = span(cls, f"5xx {100 * t.server_errors / t.requests:.2f}%")
+    refused = f"4xx {100 * t.client_errors / t.requests:.1f}%"
+    asked = f"{t.requests:,.0f} requests ({t.recommendations:,.0f} recommend)"
+    detail = f"{errors} · {refused} of {asked}"
+    return title, f"{fallback} fallback", detail
 
 
 def _items(d: DashboardData) -> Card:

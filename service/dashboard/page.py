@@ -10,7 +10,7 @@ from typing import Any
 
 from xsmoe.service.dashboard import svg
 from xsmoe.service.dashboard.cards import cards
-from xsmoe.service.dashboard.data import DashboardData, clock
+from xsmoe.service.dashboard.data import DashboardData, VersionTraffic, clock
 
 STYLE = """
 body{font:14px system-ui,sans-serif;margin:20px;color:#111;background:#fafafa}
@@ -20,13 +20,14 @@ header{display:flex;justify-content:space-between;align-items:center}
 .card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px 12px}
 .card b{display:block;font-size:18px;margin:2px 0} .card small{color:#555}
 .ok{color:#16a34a} .bad{color:#dc2626} .warn{color:#b45309} .muted{color:#777}
-.grid{stroke:#eee} .tick,.legend{font-size:10px;fill:#555} .title{font-size:12px;font-weight:600}
+.grid{stroke:#eee} .tick,.legend{font-size:11px;fill:#444} .title{font-size:13px;font-weight:600}
 .note{font-size:12px;fill:#888}
-.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:12px}
+.card b .muted{font-size:15px}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:12px}
 svg.chart{display:block;width:100%;height:auto;background:#fff;border:1px solid #ddd;
 border-radius:6px}
-.tables{display:grid;grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:12px;
-align-items:start}
+.tables{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:12px;
+align-items:start} section{overflow-x:auto}
 table{border-collapse:collapse;background:#fff;width:100%} td,th{border:1px solid #ddd;
 padding:3px 8px;font-size:12px;text-align:left} td.n,th.n{text-align:right}
 """
@@ -148,16 +149,14 @@ def events_table(d: DashboardData) -> str:
         rows.append(
             [
                 clock(e.at),
-                f"w{escape(e.window)}",
-                f'{escape(e.version)} <span class="{cls}">{escape(e.outcome)}</span>',
-                escape(e.modality),
-                str(e.stage),
-                escape(e.kind.replace("+", " + ")),
-                f"{e.before} → {e.after}",
+                f'w{escape(e.window)}: {escape(e.version)} <span class="{cls}">'
+                f"{escape(e.outcome)}</span>",
+                f"{escape(e.modality)} stage {e.stage}",
+                f"{escape(e.kind.replace('+', ' + '))}: {e.before} → {e.after} experts",
             ]
         )
-    names = ("at (UTC)", "window", "candidate", "modality", "stage", "change", "experts")
-    return _table(names, rows, {4}, "no pruning or expansion yet")
+    names = ("at (UTC)", "candidate", "where", "change")
+    return _table(names, rows, set(), "no pruning or expansion yet")
 
 
 def _pct(part: float, whole: float) -> str:
@@ -166,7 +165,8 @@ def _pct(part: float, whole: float) -> str:
 
 def versions_table(d: DashboardData) -> str:
     rows = []
-    for version, t in sorted(d.by_version.items(), reverse=True):
+    counted = {d.version: VersionTraffic(), **d.by_version}  # the serving one, even at 0
+    for version, t in sorted(counted.items(), reverse=True):
         mark = " (serving)" if version == d.version else ""
         rows.append(
             [
@@ -214,6 +214,6 @@ def render(d: DashboardData, snapshots: dict[str, dict[str, Any]]) -> str:
 <section><h2>Experts of {escape(d.version)}</h2>{experts_table(d)}</section>
 <section><h2>Pruning and expansion (newest first)</h2>{events_table(d)}</section>
 <section><h2>Traffic by version (this replica, since it started)</h2>{versions_table(d)}</section>
-<section><h2>Recent windows</h2>{windows_table(d)}</section>
 </div>
+<section><h2>Recent windows</h2>{windows_table(d)}</section>
 </body></html>"""

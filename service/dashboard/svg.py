@@ -19,8 +19,8 @@ from html import escape
 BACKBONE = "#9ca3af"
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777")
 W, H = 600, 230
-LEFT, RIGHT, TOP, BOTTOM = 52, 14, 28, 40
-CHAR_W = 6.0  # average width of a 10px legend character
+LEFT, RIGHT, TOP, BOTTOM = 52, 14, 38, 40
+CHAR_W = 6.5  # average width of an 11px legend character
 LEGEND_ROW = 14
 TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
 
@@ -136,7 +136,7 @@ def _y_axis(ticks: Sequence[float], y: object, unit: str) -> list[str]:
         )
     if unit:
         out.append(
-            f'<text x="{LEFT - 4}" y="{TOP - 6}" class="tick" text-anchor="end">'
+            f'<text x="{LEFT - 4}" y="{TOP - 12}" class="tick" text-anchor="end">'
             f"{escape(unit)}</text>"
         )
     return out
@@ -189,6 +189,8 @@ def line_chart(
     x_lo, x_hi = min(xs), max(xs)
     if x_time and x_hi - x_lo < 60:  # a fresh page still shows a minute of axis
         x_lo = x_hi - 60
+    elif x_hi == x_lo:  # one x: in the middle, not on the axis
+        x_lo, x_hi = x_lo - 1, x_hi + 1
     lo = min(ys) if y_min is None else min(y_min, min(ys))
     ticks = nice_ticks(lo, max(ys) if max(ys) > lo else lo + 1.0)
     y_lo, y_hi = ticks[0], ticks[-1]

@@ -211,7 +211,9 @@ def test_the_page_shows_what_the_worker_published_and_says_when_it_went_quiet(
         assert "pruning + expansion" in events and "2 → 2" in events
         assert "expansion" in events and "2 → 3" in events and "promoted" in events
         # the same status, as the worker wrote it two minutes ago and then went quiet
-        old = status_fields("test-worker", "reading", 4, worker.buffer, None, 0, time.time() - 120)
+        old = status_fields(
+            "test-worker", "reading", 4, worker.buffer, None, (0, True), time.time() - 120
+        )
         db.hset(keys.worker_status, mapping=old)  # type: ignore[arg-type]
         card = _card(client.get("/dashboard").text, "worker")
         assert card.startswith("worker: not seen for 2 min | was test-worker, window 4"), card
@@ -234,7 +236,7 @@ def test_experts_are_a_table_and_traffic_is_counted_per_version(client: TestClie
     row = re.sub(r"<[^>]+>", " ", versions.split("v000001 (serving)")[1].split("</tr>")[0]).split()
     assert row == ["3", "2", "50.0%", "33.3%", "0.0%"]  # requests, recommend, fallback, 4xx, 5xx
     answers = _card(html, "answers on v000001 (this replica)")
-    assert answers == "fallback 50.0% · 5xx 0.00% | over 3 requests (2 recommend)"
+    assert answers == "50.0% fallback | 5xx 0.00% · 4xx 33.3% of 3 requests (2 recommend)"
 
 
 def test_charts_scale_with_the_page_use_round_ticks_and_never_reuse_the_backbone_colour() -> None:
