@@ -4,6 +4,7 @@ ages and then goes), and a capped stream of expert changes (pruning, expansion).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -190,6 +191,16 @@ class Heartbeat:
             pipe.hset(self.keys.worker_status, mapping=mapping)
             pipe.expire(self.keys.worker_status, STATUS_TTL_S)
             pipe.execute()
+
+    def stopped(self) -> None:
+        """The last word of a leader that stops on purpose: the page says so, rather
+        than only that it went quiet."""
+        with contextlib.suppress(*REDIS_ERRORS):
+            if self.fields((0, True)) is not None:
+                now = f"{time.time():.3f}"
+                self.redis.hset(
+                    self.keys.worker_status, mapping={"phase": "stopped", "updated_at": now}
+                )
 
     def _run(self) -> None:
         while not self.stop.is_set():

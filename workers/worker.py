@@ -152,8 +152,9 @@ class Worker:
                 self._reset()
             self.stop.wait(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
-        self.lock.release()
         self.heartbeat.join()
+        self.heartbeat.stopped()
+        self.lock.release()
         if self.metrics_server is not None:
             self.metrics_server.close()
             self.metrics_server = None

@@ -109,6 +109,9 @@ def _worker(d: DashboardData) -> Card:
         made = f" {escape(w.last_version)}" if w.last_version else ""
         when = f" {ago(d.now - w.last_created_at)} ago" if w.last_created_at else ""
         last = f"last: w{w.last_window} {escape(w.last_outcome)}{made}{when}"
+    if w.phase == "stopped":
+        value = span("bad", f"worker: stopped {ago(w.age(d.now))} ago")
+        return title, value, f"{escape(w.leader)} stopped on purpose · {last}"
     if w.stale(d.now):
         value = span("bad", f"worker: not seen for {ago(w.age(d.now))}")
         return title, value, f"was {escape(w.leader)}, window {w.window} · {last}"

@@ -217,6 +217,9 @@ def test_the_page_shows_what_the_worker_published_and_says_when_it_went_quiet(
         db.hset(keys.worker_status, mapping=old)  # type: ignore[arg-type]
         card = _card(client.get("/dashboard").text, "worker")
         assert card.startswith("worker: not seen for 2 min | was test-worker, window 4"), card
+        db.hset(keys.worker_status, "phase", "stopped")
+        card = _card(client.get("/dashboard").text, "worker")
+        assert card.startswith("worker: stopped 2 min ago | test-worker stopped on purpose")
         db.delete(keys.worker_status)
         card = _card(client.get("/dashboard").text, "worker")
         assert card.startswith("no worker seen")

@@ -92,6 +92,7 @@ def test_a_trained_window_shows_in_the_worker_metrics_status_and_model_events(
     assert _value(families, "xsmoe_worker_events_dead_lettered_total", reason="malformed") == 1
     status = {k.decode(): v.decode() for k, v in db.hgetall(keys.worker_status).items()}
     assert status["leader"] == "test-worker" and status["window_events"] == "240"
+    assert status["phase"] == "stopped"  # its last word as it stopped
     assert status["last_window"] == "0" and status["last_version"] == record["version"]
     assert status["window"] == "1" and int(status["fill"]) <= 240
     assert 0 < db.ttl(keys.worker_status) <= STATUS_TTL_S
