@@ -16,17 +16,17 @@ STYLE = """
 body{font:14px system-ui,sans-serif;margin:20px;color:#111;background:#fafafa}
 h1{font-size:20px;margin:0 0 4px} h2{font-size:15px;margin:18px 0 6px}
 header{display:flex;justify-content:space-between;align-items:center}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(230px,1fr));gap:10px}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(230px,100%),1fr));gap:10px}
 .card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px 12px}
 .card b{display:block;font-size:18px;margin:2px 0} .card small{color:#555}
 .ok{color:#16a34a} .bad{color:#dc2626} .warn{color:#b45309} .muted{color:#777}
 .grid{stroke:#eee} .tick,.legend{font-size:11px;fill:#444} .title{font-size:13px;font-weight:600}
 .note{font-size:12px;fill:#888}
 .card b .muted{font-size:15px}
-.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:12px}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(520px,100%),1fr));gap:12px}
 svg.chart{display:block;width:100%;height:auto;background:#fff;border:1px solid #ddd;
 border-radius:6px}
-.tables{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:12px;
+.tables{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(520px,100%),1fr));gap:12px;
 align-items:start} section{overflow-x:auto}
 table{border-collapse:collapse;background:#fff;width:100%} td,th{border:1px solid #ddd;
 padding:3px 8px;font-size:12px;text-align:left} td.n,th.n{text-align:right}

@@ -77,6 +77,7 @@ def test_dashboard_renders_charts_with_data_during_a_replay(
         time.sleep(11)  # two traffic samples on v000002
         dom = _browser(f"{url}/dashboard", "--dump-dom").stdout
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "dashboard.html").write_text(dom)
         shot = ARTIFACTS / "dashboard.png"
         _browser(f"{url}/dashboard", f"--screenshot={shot.resolve()}")
     finally:
