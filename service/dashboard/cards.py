@@ -76,7 +76,8 @@ def _feedback(d: DashboardData) -> Card:
     w = d.worker
     if w is None or w.stale(d.now) or w.untrained is None:
         length = int(d.lag.get("length", 0))
-        return title, f"≤ {length:,} events", "in the stream; open window unknown" + tail
+        value = f"≤ {length:,} events" if length else "0 events"
+        return title, value, "in the stream; open window unknown (no live worker)" + tail
     value = f"{'' if w.untrained_exact else '≈ '}{w.untrained:,} events"
     beyond = max(0, w.untrained - w.fill)
     cls = "warn" if w.window_events and beyond > w.window_events else "muted"
@@ -135,7 +136,8 @@ def _answers(d: DashboardData) -> Card:
 
 
 def _items(d: DashboardData) -> Card:
-    return "items indexed", f"{d.items_indexed:,}", f"{d.swaps} swaps by this replica"
+    swaps = f"{d.swaps} swap{'' if d.swaps == 1 else 's'} by this replica"
+    return "items indexed", f"{d.items_indexed:,}", swaps
 
 
 def cards(d: DashboardData) -> str:

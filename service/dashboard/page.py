@@ -88,7 +88,13 @@ def _utilization(d: DashboardData) -> str:
         for k in range(width)
     }
     title = f"utilization per expert in {d.version} (share of routed output)"
-    return svg.bar_chart(title, groups, series, fixed_colors={"backbone": svg.BACKBONE})
+    return svg.bar_chart(
+        title,
+        groups,
+        series,
+        fixed_colors={"backbone": svg.BACKBONE},
+        empty_message="not measured: the worker measures it while training a version",
+    )
 
 
 def _traffic(d: DashboardData) -> str:

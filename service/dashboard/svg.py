@@ -247,11 +247,12 @@ def bar_chart(
     *,
     fixed_colors: Mapping[str, str] | None = None,
     unit: str = "",
+    empty_message: str = "no data yet",
 ) -> str:
     """Grouped bars: one group per label, one bar per series within it."""
     values = [v for s in series.values() for v in s]
     if not groups or not values:
-        return empty(title, "no data yet")
+        return empty(title, empty_message)
     ticks = nice_ticks(0.0, max(values) or 1.0)
     y_hi = ticks[-1]
     legend_rows = len(_legend_rows(list(series)))
