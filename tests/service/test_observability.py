@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
@@ -21,7 +22,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.deployment import ADMIN_KEY, WRITE_KEY, publish_snapshot
 from xsmoe.common.logs import handler, log_format
 from xsmoe.redis_server import free_port
+from xsmoe.service import errors
 from xsmoe.service.app import create_app
+from xsmoe.service.request_id import RequestIdMiddleware
 from xsmoe.service.server import server_config
 from xsmoe.service.settings import ServiceSettings
 
@@ -227,3 +230,29 @@ def test_readyz_names_the_version(client: TestClient) -> None:
         "version": "v000001",
         "redis": "ok",
     }
+
+
+def test_an_unhandled_error_answers_500_with_the_id_and_logs_it_with_the_id() -> None:
+    """A real app with the real middleware and error handlers, and a route that fails."""
+    app = FastAPI()
+    errors.install(app)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_middleware(RequestIdMiddleware)
+    stream = io.StringIO()
+    out = handler("json", stream)
+    logger = logging.getLogger("xsmoe.service.errors")
+    logger.addHandler(out)
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            r = client.get("/boom", headers={"X-Request-ID": "bug-1"})
+    finally:
+        logger.removeHandler(out)
+    assert r.status_code == 500 and r.headers["x-request-id"] == "bug-1"
+    assert r.json() == {"error": "internal", "detail": "unexpected server error; see the logs"}
+    line = json.loads(stream.getvalue().splitlines()[0])
+    assert line["request_id"] == "bug-1" and line["level"] == "ERROR"
+    assert line["msg"] == "unhandled error on GET /boom" and "RuntimeError: a bug" in line["exc"]
