@@ -405,8 +405,7 @@ class Worker:
         if self._closed_at is not None:
             self.metrics.window_seconds.observe(time.perf_counter() - self._closed_at)
             self._closed_at = None
-        self.last = {k: record.get(k) for k in ("window", "outcome", "reason", "version")}
-        self.last["created_at"] = record.get("created_at")
+        self.last = _summary(record)
         changes, self._changes = self._changes, []
         try:
             publish_changes(self.redis, self.keys, self.metrics, changes, record)
@@ -453,8 +452,7 @@ class Worker:
         if not records:
             return
         last = records[-1]
-        self.last = {k: last.get(k) for k in ("window", "outcome", "reason", "version")}
-        self.last["created_at"] = last.get("created_at")
+        self.last = _summary(last)
         self.window_no = int(last["window"]) + 1
         done = ledger.finished(self.root)
         if done is None or done < int(last["window"]):
@@ -574,6 +572,11 @@ class Worker:
             pipe.hincrbyfloat(self.keys.online, f"{version}|hits", float(online["hr@10"]) * n)
             pipe.hincrbyfloat(self.keys.online, f"{version}|ndcg", float(online["ndcg@10"]) * n)
             pipe.execute()
+
+
+def _summary(record: dict[str, Any]) -> dict[str, Any]:
+    """What the status hash says of a committed window."""
+    return {k: record.get(k) for k in ("window", "outcome", "reason", "version", "created_at")}
 
 
 def _range(stream_ids: list[str]) -> list[str]:
