@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 
@@ -18,6 +19,8 @@ from xsmoe.common import ledger
 from xsmoe.common.events import FeedbackEvent
 from xsmoe.service.app import create_app
 from xsmoe.service.dashboard import session, svg
+from xsmoe.service.dashboard.traffic import TrafficSampler, quantile
+from xsmoe.service.metrics import Metrics
 from xsmoe.service.settings import ApiSettings, ServiceSettings
 from xsmoe.workers.redis_client import connect
 from xsmoe.workers.status import STATUS_TTL_S, expert_changes, publish_changes, status_fields
@@ -262,3 +265,22 @@ def test_charts_scale_with_the_page_use_round_ticks_and_never_reuse_the_backbone
     line = svg.line_chart("rate", {"a": [(now + 10 * i, float(i)) for i in range(30)]}, x_time=True)
     clocks = re.findall(r'text-anchor="middle">(\d\d:\d\d(?::\d\d)?)<', line)
     assert len(clocks) >= 3 and "time (UTC)" in line
+
+
+def test_latency_is_p50_and_p99_of_the_interval_so_a_rare_slow_call_shows_only_in_p99() -> None:
+    metrics = Metrics()
+    sampler = TrafficSampler(metrics)
+    sampler.sample()
+    for _ in range(98):
+        metrics.latency.labels("POST", "/v1/recommendations", "200").observe(0.0015)
+    for _ in range(2):  # an item whose image is encoded: seconds, not milliseconds
+        metrics.latency.labels("PUT", "/v1/items/{item_id}", "201").observe(2.0)
+    metrics.latency.labels("GET", "/metrics", "200").observe(5.0)  # not a /v1 route
+    sampler.sample()
+    point = sampler.points[-1]
+    assert 1.0 < point.p50_ms < 2.0  # the mean would be 41 ms, matching no request
+    assert 1000 < point.p99_ms <= 2500
+    assert point.errors == 0 and point.rate > 0
+    sampler.sample()  # nothing in this interval: no latency, not 0 ms
+    assert math.isnan(sampler.points[-1].p50_ms) and sampler.points[-1].rate == 0
+    assert quantile(0.5, [(0.001, 0), (0.002, 10), (math.inf, 10)]) == 0.0015

@@ -20,7 +20,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deployment import ADMIN_KEY, WRITE_KEY, publish_snapshot
-from xsmoe.common.logs import handler, log_format
+from xsmoe.common.logs import handler, log_format, request_id
 from xsmoe.redis_server import free_port
 from xsmoe.service import errors
 from xsmoe.service.app import create_app
@@ -194,8 +194,13 @@ def test_the_log_format_is_text_or_json_and_nothing_else() -> None:
     logger = logging.getLogger("xsmoe.test.text")
     logger.addHandler(handler("text", stream))
     logger.warning("plain line")
+    token = request_id.set("r-1")
+    logger.warning("in a request")
+    request_id.reset(token)
     logger.handlers.clear()
-    assert stream.getvalue().rstrip().endswith("WARNING xsmoe.test.text: plain line")
+    plain, within = stream.getvalue().splitlines()
+    assert plain.endswith("WARNING xsmoe.test.text: plain line")
+    assert within.endswith("WARNING xsmoe.test.text: in a request [request r-1]")
 
 
 def test_openapi_documents_every_route_with_examples(client: TestClient) -> None:
