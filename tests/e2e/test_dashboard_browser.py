@@ -19,6 +19,7 @@ from tests.deployment import WRITE_KEY, planted_events, worker_env, worker_setti
 from tests.e2e.conftest import Launcher
 from xsmoe.client import Client
 from xsmoe.common import ledger
+from xsmoe.redis_server import free_port
 from xsmoe.service.settings import ServiceSettings
 
 pytestmark = pytest.mark.slow
@@ -37,7 +38,10 @@ def test_dashboard_renders_charts_with_data_during_a_replay(
     launch: Launcher, settings: ServiceSettings, tmp_path: Path
 ) -> None:
     url = launch()
-    wsettings = worker_settings_for(settings, window_events=200, epsilon=1.0)
+    metrics_port = free_port()
+    wsettings = worker_settings_for(
+        settings, window_events=200, epsilon=1.0, metrics_port=metrics_port
+    )
     log = (tmp_path / "worker.log").open("wb")
     worker = subprocess.Popen(
         [sys.executable, "-m", "xsmoe", "worker"],
@@ -76,6 +80,7 @@ def test_dashboard_renders_charts_with_data_during_a_replay(
             time.sleep(0.2)
         time.sleep(11)  # two traffic samples on v000002
         dom = _browser(f"{url}/dashboard", "--dump-dom").stdout
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / "dashboard.html").write_text(dom)
         shot = ARTIFACTS / "dashboard.png"
@@ -103,5 +108,7 @@ def test_dashboard_renders_charts_with_data_during_a_replay(
     served = re.search(r'v000002 \(serving\)</td><td class="?n"?>([\d,]+)<', dom)
     assert served and int(served[1].replace(",", "")) > 0  # counted under the version it hit
     assert "expansion" in dom  # the bootstrap's stages each gained an expert
+    assert 'xsmoe_worker_windows_total{outcome="promoted"} 1.0' in scraped  # the process's
+    assert "xsmoe_worker_leader 1.0" in scraped
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
     assert httpx.get(f"{url}/readyz").json()["version"] == "v000002"
