@@ -298,8 +298,9 @@ def main() -> int:
 
 def _cache_stats(api: str) -> dict[str, float]:
     text = httpx.get(f"{api}/metrics", timeout=5).text
-    found = re.findall(r'xsmoe_user_vectors\{kind="(\w+)"\} ([\d.e+]+)', text)
-    return {kind: float(value) for kind, value in found}
+    names = {"cache_hits": "hit", "cache_misses": "miss", "batches": "batch"}
+    found = re.findall(r"^xsmoe_user_vector_(\w+?)_total ([\d.e+]+)$", text, re.MULTILINE)
+    return {names[name]: float(value) for name, value in found if name in names}
 
 
 def _wait_version(api: str, version: str, timeout: float = 60) -> None:

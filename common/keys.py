@@ -83,6 +83,17 @@ class Keys:
         return f"{self._ctl}:worker:leader"
 
     @property
+    def worker_status(self) -> str:
+        """Hash the training leader refreshes every few seconds (with a TTL): window
+        fill, next close, last window's outcome (the dashboard reads it)."""
+        return f"{self._ctl}:worker:status"
+
+    @property
+    def model_events(self) -> str:
+        """Capped stream of expert changes (pruning, expansion) per trained candidate."""
+        return f"{self._ctl}:model:events"
+
+    @property
     def online(self) -> str:
         """Hash of prequential metrics per serving version: `<version>|n`, `|hits`, `|ndcg`."""
         return f"{self._ctl}:online"

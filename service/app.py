@@ -24,6 +24,7 @@ from xsmoe.service.deps import Runtime
 from xsmoe.service.item_encoder import ItemEncoder
 from xsmoe.service.limits import BodyLimit
 from xsmoe.service.metrics import LatencyMiddleware, Metrics
+from xsmoe.service.request_id import RequestIdMiddleware
 from xsmoe.service.request_limits import apply_limits
 from xsmoe.service.routes import (
     admin,
@@ -87,6 +88,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             snapshots, serving_dir(snapshots, settings), settings.serving, metrics, specs
         )
         traffic = TrafficSampler(metrics)
+        metrics.serving_version = lambda: serving.current.version if serving.current else None
         runtime = Runtime(
             settings, keys, store, serving, ItemEncoder(encoder, specs), metrics, traffic
         )
@@ -160,13 +162,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         timeout=settings.api.body_timeout_seconds,
     )
     app.add_middleware(LatencyMiddleware, metrics=metrics)
-    if settings.api.cors_origins:  # outermost: a preflight is answered before auth or limits
+    if settings.api.cors_origins:  # a preflight is answered before auth or limits
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.api.cors_origins,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["X-API-Key", "Content-Type"],
-            expose_headers=["Retry-After"],
+            allow_headers=["X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["Retry-After", "X-Request-ID"],
             max_age=600,
         )
+    app.add_middleware(RequestIdMiddleware)  # outermost: every line of a request has its id
     return app

@@ -48,6 +48,10 @@ class WorkerOptions(BaseModel):
     )
     dataset: str = Field("ml-100k", description="feature store name if the snapshot names none")
     features_dir: Path | None = Field(None, description="feature store (default by dataset)")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="serve Prometheus /metrics here (unset: off; 0: any)"
+    )
+    metrics_host: str = Field("0.0.0.0", description="address the metrics port listens on")
 
     @field_validator("device")
     @classmethod

@@ -44,8 +44,10 @@ from xsmoe.workers import redis_client
 from xsmoe.workers.catalog import absorb_runtime_items, runtime_item_ids, sync_runtime_items
 from xsmoe.workers.consumer import Entry, FeedbackConsumer
 from xsmoe.workers.leader import LeaderLock
+from xsmoe.workers.metrics import MetricsServer, WorkerMetrics
 from xsmoe.workers.redis_client import REDIS_ERRORS, SyncRedis
 from xsmoe.workers.settings import WorkerSettings
+from xsmoe.workers.status import Heartbeat, expert_changes, publish_changes, status_fields
 from xsmoe.workers.trainer import WindowResult, train_and_gate, window_data
 from xsmoe.workers.window import WindowBuffer
 
@@ -106,6 +108,15 @@ class Worker:
         self._serving: Snapshot | None = None
         self._refused: dict[str, float] = {}  # unreadable version -> when it was tried
         self._store: FeatureStore | None = None
+        self.metrics = WorkerMetrics()
+        self.metrics_server: MetricsServer | None = None
+        self.phase = "reading"  # or "training": what the status hash says
+        self.last: dict[str, Any] | None = None  # the last committed window's record
+        self._closed_at: float | None = None  # perf_counter at the open window's close
+        self._changes: list[dict[str, Any]] = []  # expert changes of the window committing
+        self.heartbeat = Heartbeat(
+            self.redis, self.keys, self.opts.group, self.metrics, self.status, self.stop
+        )
 
     # -- the loop ------------------------------------------------------------------
     def run(self) -> None:
@@ -119,6 +130,11 @@ class Worker:
             self.root,
             self.store.url,
         )
+        if self.opts.metrics_port is not None and self.metrics_server is None:
+            self.metrics_server = MetricsServer(
+                self.metrics, self.opts.metrics_port, self.opts.metrics_host
+            )
+        self.heartbeat.start()
         while not self.stop.is_set():
             try:
                 self.step()
@@ -136,7 +152,12 @@ class Worker:
                 self._reset()
             self.stop.wait(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
+        self.heartbeat.join()
+        self.heartbeat.stopped()
         self.lock.release()
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+            self.metrics_server = None
         log.info("worker stopped")
 
     def step(self) -> None:
@@ -156,11 +177,34 @@ class Worker:
             for entry in self.consumer.read(room):
                 self._take(entry)
         if self.buffer.ready():
-            self.close_window()
+            self.phase, self._closed_at = "training", time.perf_counter()
+            try:
+                self.close_window()
+            finally:
+                self.phase = "reading"
+
+    def status(self, untrained: tuple[int, bool]) -> dict[str, str] | None:
+        """The status hash's fields while this process leads (the heartbeat's view)."""
+        if not self.lock.held:
+            return None
+        return status_fields(
+            self.opts.consumer,
+            self.phase,
+            self.window_no,
+            self.buffer,
+            self.last,
+            untrained,
+            time.time(),
+        )
+
+    def _dead_letter(self, entries: list[Entry], reason: str, kind: str) -> None:
+        self.consumer.dead_letter(entries, reason)
+        self.metrics.dead_lettered.labels(kind).inc(len(entries))
 
     def _take(self, entry: Entry) -> None:
+        self.metrics.consumed.inc()
         if entry.error is not None:
-            self.consumer.dead_letter([entry], f"malformed entry: {entry.error}")
+            self._dead_letter([entry], f"malformed entry: {entry.error}", "malformed")
             return
         if entry.fields is None:
             log.error(
@@ -171,7 +215,7 @@ class Worker:
         try:
             event = from_stream_fields(entry.fields)
         except ValidationError as exc:
-            self.consumer.dead_letter([entry], f"malformed event: {exc.errors()[0]['msg']}")
+            self._dead_letter([entry], f"malformed event: {exc.errors()[0]['msg']}", "malformed")
             return
         self.raw[entry.stream_id] = entry
         self.buffer.add(entry.stream_id, event)
@@ -186,6 +230,7 @@ class Worker:
         ordered = self.buffer.ordered()
         stream_ids = self.buffer.stream_ids()  # with repeated event ids: acked, not trained
         events = [e for _, e in ordered]
+        self._changes = []
         log.info("window %d closed: %d events", self.window_no, len(events))
         if not self.opts.train:
             self.commit(*self._record("ingested", "training off", None, None, ordered, stream_ids))
@@ -214,7 +259,9 @@ class Worker:
         if unknown:
             missing = set(unknown)
             bad = {s for s, e in ordered if e.item_id in missing}
-            self.consumer.dead_letter([self.raw[s] for s in bad], f"unknown items {unknown[:10]}")
+            self._dead_letter(
+                [self.raw[s] for s in bad], f"unknown items {unknown[:10]}", "unknown_item"
+            )
             ordered = [(s, e) for s, e in ordered if s not in bad]
             stream_ids = [s for s in stream_ids if s not in bad]
         if not self.lock.renew():
@@ -229,6 +276,8 @@ class Worker:
         if result.candidate is not None and result.report is not None:
             record["experts"] = {m: list(c) for m, c in result.report.experts.items()}
             record["utilization"] = result.report.utilization
+            before = serving.manifest.get("experts") or {}
+            self._changes = expert_changes(before, result.report.experts, result.report.pruned)
         record["online"] = {"version": serving.version, **result.online}
         if version is not None:  # run-time items this snapshot now carries
             runtime = runtime_item_ids(self.redis, self.keys)
@@ -305,6 +354,7 @@ class Worker:
         if not self.lock.renew():  # the last check before the commit point
             raise LeadershipLost(f"window {record['window']} not committed: lock lost")
         ledger.append(self.root, record)  # the commit point
+        self._committed(record)
         log.info(
             "window %d %s%s: %s",
             record["window"],
@@ -338,6 +388,8 @@ class Worker:
         self.consumer.ack(list(detail.get("stream_ids", [])))
         if todo.fresh:  # soft state: skipped when a crashed window is finished on restart
             self._update_contexts(detail.get("positives", []))
+            if record["outcome"] == "promoted" and version is not None:
+                self.metrics.published.inc()
             online = record.get("online") or {}
             if online.get("cases"):
                 self._add_online(online)
@@ -346,8 +398,24 @@ class Worker:
         self.unfinished = None
         self._tidy()
 
+    def _committed(self, record: dict[str, Any]) -> None:
+        """Metrics and the dashboard's events of a window just committed (best effort:
+        the window is done whatever happens here)."""
+        self.metrics.windows.labels(record["outcome"]).inc()
+        if self._closed_at is not None:
+            self.metrics.window_seconds.observe(time.perf_counter() - self._closed_at)
+            self._closed_at = None
+        self.last = _summary(record)
+        changes, self._changes = self._changes, []
+        try:
+            publish_changes(self.redis, self.keys, self.metrics, changes, record)
+        except REDIS_ERRORS as exc:
+            log.warning("expert changes of window %s not published: %s", record["window"], exc)
+
     def _failed(self, exc: Exception) -> None:
         self.failures += 1
+        self.metrics.windows.labels("failed").inc()
+        self._changes = []
         log.exception(
             "window %d failed to train (%d/%d)",
             self.window_no,
@@ -356,7 +424,7 @@ class Worker:
         )
         if self.failures >= self.opts.max_failures:
             entries = [self.raw[s] for s in self.buffer.stream_ids() if s in self.raw]
-            self.consumer.dead_letter(entries, f"poison window: {exc}")
+            self._dead_letter(entries, f"poison window: {exc}", "poison")
             self.failures = 0
         self._reset()
         self.stop.wait(min(MAX_BACKOFF_S, 0.5 * 2**self.failures))
@@ -384,6 +452,7 @@ class Worker:
         if not records:
             return
         last = records[-1]
+        self.last = _summary(last)
         self.window_no = int(last["window"]) + 1
         done = ledger.finished(self.root)
         if done is None or done < int(last["window"]):
@@ -503,6 +572,11 @@ class Worker:
             pipe.hincrbyfloat(self.keys.online, f"{version}|hits", float(online["hr@10"]) * n)
             pipe.hincrbyfloat(self.keys.online, f"{version}|ndcg", float(online["ndcg@10"]) * n)
             pipe.execute()
+
+
+def _summary(record: dict[str, Any]) -> dict[str, Any]:
+    """What the status hash says of a committed window."""
+    return {k: record.get(k) for k in ("window", "outcome", "reason", "version", "created_at")}
 
 
 def _range(stream_ids: list[str]) -> list[str]:

@@ -14,10 +14,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from xsmoe.common import ledger
 from xsmoe.service.auth import opens_reads, refuse_key_in_url, require_dashboard
 from xsmoe.service.dashboard import session
+from xsmoe.service.dashboard.data import DashboardData, VersionTraffic, manifests
 from xsmoe.service.dashboard.login import login_page
-from xsmoe.service.dashboard.page import DashboardData, manifests, render
-from xsmoe.service.deps import RuntimeDep, StateDep
+from xsmoe.service.dashboard.page import render
+from xsmoe.service.deps import Runtime, RuntimeDep, StateDep
+from xsmoe.service.metrics import RECOMMEND
 from xsmoe.service.redis_client import REDIS_ERRORS
+from xsmoe.service.worker_status import (
+    ModelEvent,
+    WorkerStatus,
+    read_model_events,
+    read_status,
+)
 
 router = APIRouter(tags=["dashboard"])
 
@@ -30,15 +38,23 @@ router = APIRouter(tags=["dashboard"])
 )
 async def dashboard(runtime: RuntimeDep, state: StateDep) -> HTMLResponse:
     """Serving version and its gate decision, quality per window, experts per stage
-    across versions, utilization per expert, traffic and feedback lag. In prod mode
-    sign in at /dashboard/login (or send X-API-Key); a key in the URL is refused."""
+    across versions, utilization per expert, pruning and expansion, the worker's
+    status, traffic by version and feedback not yet trained. In prod mode sign in at
+    /dashboard/login (or send X-API-Key); a key in the URL is refused."""
     root = runtime.serving.root
     snapshots, windows = await asyncio.to_thread(lambda: (manifests(root), ledger.tail(root, 200)))
     online: dict[str, dict[str, float]] = {}
     lag: dict[str, int] = {}
+    worker: WorkerStatus | None = None
+    events: list[ModelEvent] = []
+    redis_ok = False
     with contextlib.suppress(*REDIS_ERRORS):
         online = await runtime.store.online()
         lag = await runtime.store.lag()
+        worker = await read_status(runtime.store.redis, runtime.keys)
+        events = await read_model_events(runtime.store.redis, runtime.keys)
+        redis_ok = True
+    model = state.retriever.model
     data = DashboardData(
         version=state.version,
         manifest=state.manifest,
@@ -48,8 +64,28 @@ async def dashboard(runtime: RuntimeDep, state: StateDep) -> HTMLResponse:
         online=online,
         lag=lag,
         traffic=list(runtime.traffic.points),
+        frozen=dict(model.config.frozen),
+        worker=worker,
+        model_events=events,
+        by_version=by_version(runtime),
+        redis_ok=redis_ok,
     )
     return HTMLResponse(render(data, snapshots))
+
+
+def by_version(runtime: Runtime) -> dict[str, VersionTraffic]:
+    """This replica's /v1 answers per serving version (the last few versions)."""
+    out: dict[str, VersionTraffic] = {}
+    for version, counts in runtime.metrics.requests.totals().items():
+        t = out.setdefault(version, VersionTraffic())
+        for (kind, status_class), n in counts.items():
+            t.requests += n
+            t.recommendations += n if kind == RECOMMEND else 0.0
+            t.client_errors += n if status_class == "4xx" else 0.0
+            t.server_errors += n if status_class == "5xx" else 0.0
+    for version, counts in runtime.metrics.fallbacks.totals().items():
+        out.setdefault(version, VersionTraffic()).fallbacks = sum(counts.values())
+    return out
 
 
 @router.get(

@@ -52,7 +52,8 @@ def test_a_published_snapshot_is_served_and_carries_runtime_items(
     assert "late" in ids and "m4" not in ids and len(ids) == 39  # 41 - m4 - m1 (seen)
     metrics = client.get("/metrics").text
     assert 'xsmoe_swaps_total{outcome="ok"} 2.0' in metrics
-    assert "xsmoe_model_version 2.0" in metrics and "xsmoe_index_items 40.0" in metrics
+    assert 'xsmoe_model_info{version="v000002"} 1.0' in metrics
+    assert "xsmoe_index_items 40.0" in metrics
 
 
 def test_corrupt_or_incompatible_snapshots_are_refused_and_the_old_one_serves(
