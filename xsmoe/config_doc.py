@@ -29,6 +29,7 @@ CLI_VARIABLES = (
     ("XSMOE_DATASET", "ml-100k", "`--dataset` of bootstrap, eval and tune"),
     ("XSMOE_CATALOG", "unset", "`--catalog` of bootstrap, eval and tune"),
     ("XSMOE_INTERACTIONS", "unset", "`--interactions` of bootstrap, eval and tune"),
+    ("XSMOE_LOG_FORMAT", "text", "`json`: one JSON object per log line, with request ids"),
 )
 
 HEADER = f"""# Configuration reference
