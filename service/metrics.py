@@ -41,10 +41,6 @@ class ModelInfo(Collector):
     def __init__(self, source: Callable[[], str | None]) -> None:
         self.source = source
 
-    def set(self, _number: float) -> None:
-        """Kept for callers that still push a number at a swap: the version is read
-        from the serving state when scraped, as a label."""
-
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
             "xsmoe_model_info", "The serving snapshot (value 1; the version is a label)",

@@ -16,13 +16,12 @@ from pathlib import Path
 
 from xsmoe.common.snapshot_store import SnapshotStore
 from xsmoe.model.features import ModalitySpec
-from xsmoe.model.snapshot import load_snapshot
 from xsmoe.service.batcher import UserVectors
 from xsmoe.service.catalog import RuntimeCatalog
 from xsmoe.service.metrics import Metrics
 from xsmoe.service.retry import Backoff
 from xsmoe.service.settings import ServingSettings
-from xsmoe.service.state import ServingState, build_state
+from xsmoe.service.state import ServingState, load_state
 from xsmoe.service.versions import Versions
 
 log = logging.getLogger(__name__)
@@ -66,6 +65,17 @@ class Serving:
             return state
         return await self.versions.state(version, self.catalog)
 
+    def refusals(self) -> dict[str, str]:
+        """Why versions were refused, as an answer may say it: the snapshot store's
+        location and the local cache's path are the operator's (they are in the log)."""
+        places = sorted({str(self.root), self.store.url}, key=len, reverse=True)
+        out = {}
+        for version, reason in self.failed.items():
+            for place in places:
+                reason = reason.replace(place + "/", "").replace(place, "<snapshot store>")
+            out[version] = reason
+        return out
+
     def popular(self) -> list[str]:
         """Popular items, best first: live feedback counts, then the snapshot's order.
         Merged again only when either list was replaced (not per request)."""
@@ -89,19 +99,15 @@ class Serving:
                 return state
             start = time.perf_counter()
             seq = self.catalog.seq
-            items, deleted = list(self.catalog.items.values()), set(self.catalog.deleted)
             try:
-                path = await asyncio.to_thread(self.store.fetch, version, self.root)
-                snapshot = await asyncio.to_thread(load_snapshot, path, self.expected_features)
-                new = await asyncio.to_thread(
-                    build_state,
-                    snapshot,
-                    items,
-                    deleted,
-                    seq,
-                    hnsw_above=self.settings.hnsw_above,
-                    ef_search=self.settings.ef_search,
-                    warmup_queries=self.settings.warmup_queries,
+                new = await load_state(
+                    self.store,
+                    self.root,
+                    version,
+                    self.expected_features,
+                    self.catalog,
+                    self.settings,
+                    self.settings.warmup_queries,
                 )
             except Exception as exc:  # any failure: keep serving what we have
                 self._refused(version, exc)
@@ -160,5 +166,3 @@ class Serving:
     def _set(self, state: ServingState) -> None:
         self.current = state
         self.metrics.index_items.set(len(state.retriever.catalog))
-        digits = state.version.lstrip("v")
-        self.metrics.model_version.set(int(digits) if digits.isdigit() else -1)

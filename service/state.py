@@ -6,18 +6,23 @@ together; a swap assigns a new state in one statement.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from xsmoe.common.items import StoredItem, stack_features
+from xsmoe.common.snapshot_store import SnapshotStore
+from xsmoe.model.features import ModalitySpec
 from xsmoe.model.retrieval import ItemFeatures, Retriever, embed_features
-from xsmoe.model.snapshot import Snapshot
-from xsmoe.service.catalog import CatalogOp
+from xsmoe.model.snapshot import Snapshot, load_snapshot
+from xsmoe.service.catalog import CatalogOp, RuntimeCatalog
+from xsmoe.service.settings import ServingSettings
 
 log = logging.getLogger(__name__)
 
@@ -89,3 +94,30 @@ def build_state(
         retriever.recommend(history, k=10)
     popular = tuple(snapshot.manifest.get("popular") or ids[:1000])
     return ServingState(retriever, snapshot.manifest, catalog_seq, time.time(), popular)
+
+
+async def load_state(
+    store: SnapshotStore,
+    root: Path,
+    version: str,
+    expected_features: dict[str, ModalitySpec] | None,
+    catalog: RuntimeCatalog,
+    settings: ServingSettings,
+    warmup_queries: int,
+) -> ServingState:
+    """Fetch `version` into `root`, load and check it, and build its state with the
+    run-time catalog as it is now (later changes: `with_changes`), off the loop."""
+    seq = catalog.seq
+    items, deleted = list(catalog.items.values()), set(catalog.deleted)
+    path = await asyncio.to_thread(store.fetch, version, root)
+    snapshot = await asyncio.to_thread(load_snapshot, path, expected_features)
+    return await asyncio.to_thread(
+        build_state,
+        snapshot,
+        items,
+        deleted,
+        seq,
+        hnsw_above=settings.hnsw_above,
+        ef_search=settings.ef_search,
+        warmup_queries=warmup_queries,
+    )

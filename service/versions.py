@@ -15,10 +15,10 @@ from typing import Any
 
 from xsmoe.common.snapshot_store import SnapshotStore
 from xsmoe.model.features import ModalitySpec
-from xsmoe.model.snapshot import check_version, load_snapshot
+from xsmoe.model.snapshot import check_version
 from xsmoe.service.catalog import RuntimeCatalog
 from xsmoe.service.settings import ServingSettings
-from xsmoe.service.state import ServingState, build_state
+from xsmoe.service.state import ServingState, load_state
 
 log = logging.getLogger(__name__)
 
@@ -100,20 +100,9 @@ class Versions:
 
     async def _load_version(self, version: str, catalog: RuntimeCatalog) -> ServingState:
         await self.manifest(version)  # UnknownVersion before any download
-        seq = catalog.seq
-        items, deleted = list(catalog.items.values()), set(catalog.deleted)
         try:
-            path = await asyncio.to_thread(self.store.fetch, version, self.root)
-            snapshot = await asyncio.to_thread(load_snapshot, path, self.expected_features)
-            state = await asyncio.to_thread(
-                build_state,
-                snapshot,
-                items,
-                deleted,
-                seq,
-                hnsw_above=self.settings.hnsw_above,
-                ef_search=self.settings.ef_search,
-                warmup_queries=0,
+            state = await load_state(
+                self.store, self.root, version, self.expected_features, catalog, self.settings, 0
             )
         except OSError as exc:
             log.warning("explicit version %s unavailable: %s", version, exc)

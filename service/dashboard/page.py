@@ -74,7 +74,10 @@ def _experts_chart(d: DashboardData, snapshots: dict[str, dict[str, Any]]) -> st
             for _, e in columns
         ]
     return svg.bar_chart(
-        "experts per stage across versions (x = rejected)", [c for c, _ in columns], series
+        "experts per stage across versions (x = rejected)",
+        [c for c, _ in columns],
+        series,
+        integer=True,
     )
 
 

@@ -57,11 +57,14 @@ def nice_step(span: float, n: int = 5) -> float:
     return 10 * power
 
 
-def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """Ticks on multiples of a 1-2-5 step, covering [lo, hi]."""
+def nice_ticks(lo: float, hi: float, n: int = 5, *, integer: bool = False) -> list[float]:
+    """Ticks on multiples of a 1-2-5 step, covering [lo, hi]; whole numbers only for
+    counts (`integer`: no 1.5 experts)."""
     if hi <= lo:
         hi = lo + 1.0
     step = nice_step(hi - lo, n)
+    if integer:
+        step = max(step, 1.0)
     start = math.floor(lo / step + 1e-9) * step
     ticks, t = [], start
     while t < hi - 1e-9 * step:
@@ -248,12 +251,13 @@ def bar_chart(
     fixed_colors: Mapping[str, str] | None = None,
     unit: str = "",
     empty_message: str = "no data yet",
+    integer: bool = False,
 ) -> str:
     """Grouped bars: one group per label, one bar per series within it."""
     values = [v for s in series.values() for v in s]
     if not groups or not values:
         return empty(title, empty_message)
-    ticks = nice_ticks(0.0, max(values) or 1.0)
+    ticks = nice_ticks(0.0, max(values) or 1.0, integer=integer)
     y_hi = ticks[-1]
     legend_rows = len(_legend_rows(list(series)))
     height = H + max(0, legend_rows - 1) * LEGEND_ROW

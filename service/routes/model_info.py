@@ -52,7 +52,7 @@ async def get_model(runtime: RuntimeDep, state: StateDep) -> ModelInfo:
         items_added_since=len(catalog.added_ids),
         loaded_at=state.loaded_at,
         swaps=runtime.serving.swaps,
-        refused=runtime.serving.failed,
+        refused=runtime.serving.refusals(),
     )
 
 

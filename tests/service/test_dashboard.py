@@ -249,6 +249,8 @@ def test_charts_scale_with_the_page_use_round_ticks_and_never_reuse_the_backbone
     assert svg.nice_ticks(0, 3.45) == [0, 1, 2, 3, 4]
     assert svg.nice_ticks(0, 0.27) == [0, 0.1, 0.2, 0.3]
     assert svg.nice_ticks(0, 1234) == [0, 500, 1000, 1500]
+    assert svg.nice_ticks(0, 2, integer=True) == [0, 1, 2]  # counts: no 0.5 steps
+    assert svg.nice_ticks(0, 2) == [0, 0.5, 1, 1.5, 2]
     names = ["backbone", *(f"expert {k}" for k in range(1, 12))]
     palette = svg.colors(names, {"backbone": svg.BACKBONE})
     assert palette["backbone"] == svg.BACKBONE
