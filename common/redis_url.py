@@ -78,6 +78,22 @@ def _host(text: str, url: str) -> tuple[str, int]:
     return match.group(1).strip("[]"), int(match.group(2))
 
 
+# userinfo runs to the LAST @ before the path (a password may hold @ itself); redis-py
+# also takes a password as a query parameter (`?password=...`, common for sockets).
+_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)([^/?#]*)@", re.IGNORECASE)
+_QUERY_SECRET = re.compile(r"([?&](?:password|pass|pwd)=)[^&#]*", re.IGNORECASE)
+
+
 def redacted(url: str) -> str:
-    """The URL with any password replaced, fit for logs and error messages."""
-    return re.sub(r"(://[^:/@,]*:)[^@]*@", r"\1***@", url)
+    """The URL with any password replaced, fit for logs, files and error messages."""
+    match = _USERINFO.match(url)
+    if match:
+        user, colon, _ = match.group(2).partition(":")
+        userinfo = f"{user}:***" if colon else user
+        url = f"{match.group(1)}{userinfo}@{url[match.end() :]}"
+    return _QUERY_SECRET.sub(r"\1***", url)
+
+
+def has_secret(url: str) -> bool:
+    """Whether the URL carries a password (in its userinfo or its query)."""
+    return redacted(url) != url

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import faiss
 import torch
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from xsmoe.common.redis_url import redacted
@@ -25,7 +25,6 @@ from xsmoe.service.item_encoder import ItemEncoder
 from xsmoe.service.limits import BodyLimit
 from xsmoe.service.metrics import LatencyMiddleware, Metrics
 from xsmoe.service.request_id import RequestIdMiddleware
-from xsmoe.service.request_limits import apply_limits
 from xsmoe.service.routes import (
     admin,
     dashboard,
@@ -146,7 +145,6 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         docs_url=None,  # service.docs serves them with their assets, offline
         redoc_url=None,
         generate_unique_id_function=openapi.operation_id,
-        dependencies=[Depends(apply_limits)],
     )
     errors.install(app)
     docs.install(app)

@@ -214,6 +214,10 @@ class Metrics:
 CLIENT_CLOSED = 499
 
 
+# A label takes only these: any other method would be a new series per request.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def _kind(route: str) -> str:
     return RECOMMEND if route.endswith("/recommendations") else "other"
 
@@ -256,7 +260,8 @@ class LatencyMiddleware:
             path = str(
                 getattr(route, "path_format", None) or getattr(route, "path", None) or "unmatched"
             )
-            self.metrics.latency.labels(scope["method"], path, str(status)).observe(
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"
+            self.metrics.latency.labels(method, path, str(status)).observe(
                 time.perf_counter() - start
             )
             if path.startswith("/v1/"):

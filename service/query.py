@@ -9,10 +9,18 @@ from fastapi.routing import APIRoute
 
 from xsmoe.service.errors import InvalidInput
 
+_CACHE = "_xsmoe_query_names"
 
-def _declared(route: APIRoute) -> set[str]:
-    fields = get_flat_params(route.dependant)
-    return {f.alias for f in fields if isinstance(f.field_info, params.Query)}
+
+def _declared(route: APIRoute) -> frozenset[str]:
+    """The route's query parameters, worked out once and kept on the route: walking
+    its dependency tree on every request cost about 0.2 ms."""
+    found: frozenset[str] | None = getattr(route, _CACHE, None)
+    if found is None:
+        fields = get_flat_params(route.dependant)
+        found = frozenset(f.alias for f in fields if isinstance(f.field_info, params.Query))
+        setattr(route, _CACHE, found)
+    return found
 
 
 async def forbid_unknown_query(request: Request) -> None:

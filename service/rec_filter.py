@@ -15,7 +15,7 @@ from xsmoe.service.state import ServingState
 
 log = logging.getLogger(__name__)
 
-MAX_SCAN = 20_000  # ranked items a filtered request may look at
+MAX_SCAN = 5_000  # ranked items a filtered request may look at (bounds its cost)
 
 
 class TagLookup:

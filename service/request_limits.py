@@ -9,7 +9,8 @@ from xsmoe.service.schemas import MAX_EVENTS
 
 
 async def apply_limits(request: Request) -> None:
-    """An app dependency: runs before the body is validated, in the request's context."""
+    """A router dependency of the routes whose bodies the limits bound: runs before the
+    body is validated, in the request's context."""
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is not None:
         MAX_EVENTS.set(runtime.settings.api.max_events)

@@ -34,7 +34,10 @@ class RecommendFilter(BaseModel):
     )
 
     tags_any: list[ItemTag] | None = Field(
-        None, max_length=MAX_TAGS, description="the item has at least one of these tags"
+        None,
+        min_length=1,  # an empty "any of" matches nothing: a mistake, not a request
+        max_length=MAX_TAGS,
+        description="the item has at least one of these tags",
     )
     tags_none: list[ItemTag] | None = Field(
         None, max_length=MAX_TAGS, description="the item has none of these tags"
@@ -165,6 +168,11 @@ class UserOut(BaseModel):
     history: list[str] = Field(description="positive items, oldest first, newest last")
     disliked: list[str]
     pending_events: int = Field(description="events accepted, not yet trained on")
+    pending_events_exact: bool = Field(
+        True,
+        description="false: the untrained stream is longer than a lookup reads "
+        "(10,000 entries); pending_events is then a lower bound",
+    )
 
 
 class UserErased(BaseModel):

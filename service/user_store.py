@@ -18,7 +18,10 @@ from xsmoe.common.keys import Keys
 from xsmoe.service.redis_client import AsyncRedis
 
 SCAN_CHUNK = 1000  # stream entries read per script call
-MAX_SCAN = 200_000  # entries looked at per request, at most (the stream is trimmed)
+MAX_SCAN = 200_000  # entries an erasure looks at, at most (the stream is trimmed)
+# A read (GET) looks at fewer: it may be called often, and a worker far behind leaves
+# a long untrained stream; beyond this the count is a lower bound, and says so.
+READ_SCAN = 10_000
 
 # Stream ids compare as two numbers (ms, seq).
 _IDS = """
@@ -124,6 +127,7 @@ class UserState:
     history: list[str]
     disliked: list[str]
     pending_events: int
+    pending_exact: bool  # False: more untrained events than a read looks at
 
     @property
     def empty(self) -> bool:
@@ -154,8 +158,9 @@ class UserStore:
             pipe.lrange(self.keys.history(user_id), 0, -1)
             pipe.smembers(self.keys.disliked(user_id))
             history, disliked = await pipe.execute()
-        seen, _, _, _ = await self._events(user_id, erase=False)
-        return UserState([_text(i) for i in history], sorted(_text(i) for i in disliked), seen)
+        seen, _, _, done = await self._events(user_id, erase=False, budget=READ_SCAN)
+        history_ids = [_text(i) for i in history]
+        return UserState(history_ids, sorted(_text(i) for i in disliked), seen, done)
 
     async def erase(self, user_id: str) -> Erasure:
         """Remove what Redis holds of the user; events already read by a worker stay."""
@@ -163,7 +168,7 @@ class UserStore:
         sizes: list[Any] = await self._drop(
             keys=[keys.history(user_id), keys.disliked(user_id), keys.context(user_id)]
         )
-        _, deleted, kept, done = await self._events(user_id, erase=True)
+        _, deleted, kept, done = await self._events(user_id, erase=True, budget=MAX_SCAN)
         dead, dead_done = await self._dead_letters(user_id)
         erased = {
             "history": int(sizes[0]),
@@ -174,12 +179,14 @@ class UserStore:
         }
         return Erasure(erased, kept, done and dead_done)
 
-    async def _events(self, user_id: str, *, erase: bool) -> tuple[int, int, int, bool]:
+    async def _events(
+        self, user_id: str, *, erase: bool, budget: int
+    ) -> tuple[int, int, int, bool]:
         """(the user's events seen, deleted, kept, whether the scan reached the end)."""
         stream = self.keys.stream(self.keys.shard(user_id))
         seen = deleted = kept = scanned = 0
         start = ""
-        while scanned < MAX_SCAN:
+        while scanned < budget:
             reply: Any = await self._scan(
                 keys=[stream], args=[user_id, start, SCAN_CHUNK, "1" if erase else "0"]
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 EXTRA_DIR = ".extra"  # under the serving cache: a swap's cache tidying leaves it alone
 MAX_MANIFESTS = 1000
+NAMES_TTL_S = 5.0  # the store's listing (an S3 LIST) is reused this long
+LOAD_WAIT_S = 30.0  # a request waits this long for another request's load, then 503
 
 
 class UnknownVersion(LookupError):
@@ -55,11 +58,25 @@ class Versions:
         self.keep = keep
         self.loaded: OrderedDict[str, ServingState] = OrderedDict()
         self._manifests: dict[str, dict[str, Any]] = {}  # published versions never change
+        # Versions that cannot be served here (damaged or incompatible): asked again,
+        # they are refused at once instead of downloaded and loaded once more.
+        self._unusable: dict[str, VersionUnusable] = {}
+        self._names: tuple[float, list[str]] | None = None
         self._load = asyncio.Lock()
 
-    async def names(self) -> list[str]:
-        """Complete versions in the store, oldest first."""
-        return await asyncio.to_thread(self.store.versions)
+    async def names(self, want: str | None = None) -> list[str]:
+        """Complete versions in the store, oldest first. Without `want`, listed now.
+        With it (a version a request names), the last listing serves for NAMES_TTL_S,
+        or for a second while it lacks `want`: a version just published is found at
+        once, and asking for one that never existed costs no LIST per request."""
+        now, cached = time.monotonic(), self._names
+        if want is not None and cached is not None:
+            age = now - cached[0]
+            if age <= NAMES_TTL_S and (want in cached[1] or age <= 1.0):
+                return cached[1]
+        names = await asyncio.to_thread(self.store.versions)
+        self._names = (now, names)
+        return names
 
     async def manifest(self, version: str) -> dict[str, Any]:
         """The version's manifest; UnknownVersion if the store lacks it."""
@@ -68,7 +85,7 @@ class Versions:
             return cached
         try:
             check_version(version, "a model version")
-            if version not in await self.names():
+            if version not in await self.names(version):
                 raise UnknownVersion(version)
             manifest = await asyncio.to_thread(self.store.manifest, version)
         except UnknownVersion:
@@ -86,10 +103,24 @@ class Versions:
         """`version` loaded with the run-time catalog applied, loading it if needed."""
         state = self.loaded.get(version)
         if state is None:
-            async with self._load:
+            if version in self._unusable:
+                raise self._unusable[version]
+            try:
+                await asyncio.wait_for(self._load.acquire(), LOAD_WAIT_S)
+            except TimeoutError as exc:
+                raise VersionUnusable(
+                    f"{version} is still loading for another request; retry shortly", True
+                ) from exc
+            try:
                 state = self.loaded.get(version)
                 if state is None:
                     state = await self._load_version(version, catalog)
+            except VersionUnusable as exc:
+                if not exc.transient:
+                    self._unusable[version] = exc
+                raise
+            finally:
+                self._load.release()
         state = state.with_changes(catalog.since(state.catalog_seq))
         self.loaded[version] = state
         self.loaded.move_to_end(version)

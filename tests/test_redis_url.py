@@ -43,3 +43,8 @@ def test_passwords_are_redacted() -> None:
     assert redacted("redis://:secret@h:1/0") == "redis://:***@h:1/0"
     assert "hunter2" not in redacted("redis+sentinel://u:hunter2@a:1,b:2/m")
     assert redacted("redis://h:1/0") == "redis://h:1/0"
+    # a password holding @, and redis-py's password query parameter (sockets)
+    assert redacted("redis://u:p@ss@h:1/0") == "redis://u:***@h:1/0"
+    assert redacted("redis://h:1/0?password=pw&db=1") == "redis://h:1/0?password=***&db=1"
+    assert redacted("unix:///run/redis.sock?password=pw") == "unix:///run/redis.sock?password=***"
+    assert redacted("redis://user@h:1/0") == "redis://user@h:1/0"  # a user name is no secret

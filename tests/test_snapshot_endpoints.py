@@ -14,8 +14,9 @@ import pytest
 from tests.deployment import publish_snapshot
 from xsmoe.cli import main
 from xsmoe.cli_args import UsageError
+from xsmoe.common.redis_url import redacted
 from xsmoe.common.settings import Settings
-from xsmoe.endpoints import endpoints_file, read_endpoints, redacted, write_endpoints
+from xsmoe.endpoints import endpoints_file, read_endpoints, write_endpoints
 from xsmoe.service.settings import ServiceSettings
 from xsmoe.snapshot_cmd import COLUMNS, redis_target
 from xsmoe.workers.redis_client import connect
@@ -100,6 +101,9 @@ def test_a_redis_password_is_never_written_down(
 ) -> None:
     monkeypatch.delenv("XSMOE_REDIS_URL", raising=False)
     write_endpoints(tmp_path, "redis://app:hunter2@127.0.0.1:6390/0", "http://127.0.0.1:8000")
+    assert "hunter2" not in endpoints_file(tmp_path).read_text()
+    assert endpoints_file(tmp_path).stat().st_mode & 0o077 == 0  # owner-only
+    write_endpoints(tmp_path, "redis://127.0.0.1:6390/0?password=hunter2", "http://x:1")
     assert "hunter2" not in endpoints_file(tmp_path).read_text()
     assert redacted("redis://app:hunter2@h:1/0") == "redis://app:***@h:1/0"
     settings = Settings(data_dir=tmp_path)

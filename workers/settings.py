@@ -25,8 +25,12 @@ class WorkerOptions(BaseModel):
     max_failures: int = Field(3, ge=1, description="failed windows before events are dead-lettered")
     epsilon: float = Field(0.005, ge=0, description="gate: promote if NDCG@10 >= serving - epsilon")
     keep: int = Field(5, ge=1, description="snapshots kept (older ones are deleted)")
-    max_epochs: int = Field(TrainConfig.max_epochs, ge=1)
-    lr: float = Field(TrainConfig.lr, gt=0)
+    max_epochs: int = Field(
+        TrainConfig.max_epochs,
+        ge=1,
+        description="epochs per window at most (early stopping ends sooner)",
+    )
+    lr: float = Field(TrainConfig.lr, gt=0, description="learning rate of the window's optimizer")
     loss: Loss = Field(
         TrainConfig.loss, description="full softmax over known items, or in-batch with logQ"
     )
@@ -51,7 +55,9 @@ class WorkerOptions(BaseModel):
     metrics_port: int | None = Field(
         None, ge=0, le=65535, description="serve Prometheus /metrics here (unset: off; 0: any)"
     )
-    metrics_host: str = Field("0.0.0.0", description="address the metrics port listens on")
+    metrics_host: str = Field(
+        "127.0.0.1", description="address the metrics port listens on (0.0.0.0: every interface)"
+    )
 
     @field_validator("device")
     @classmethod

@@ -16,8 +16,8 @@ from typing import Any, NoReturn, TypeVar
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsError
 
+from xsmoe.common.redis_url import redacted
 from xsmoe.common.settings import CONFIG_FILE_ENV, LOG_LEVELS, ConfigFileError
-from xsmoe.endpoints import redacted
 
 S = TypeVar("S", bound=BaseSettings)
 N = TypeVar("N", int, float)

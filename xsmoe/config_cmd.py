@@ -11,8 +11,8 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 
 from xsmoe.cli_args import Parser, add_command, load_settings
+from xsmoe.common.redis_url import redacted
 from xsmoe.common.settings import CONFIG_FILE_ENV, Settings, read_config_file
-from xsmoe.endpoints import redacted
 
 
 def register(cmd: Parser) -> None:

@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from xsmoe.common.redis_url import has_secret
 
-_PASSWORD = re.compile(r"(://[^/@:]*):[^/@]*@")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,18 +27,16 @@ def endpoints_file(data_dir: Path) -> Path:
     return data_dir / "run" / "up.json"
 
 
-def redacted(url: str) -> str:
-    """The URL without its password, to show or log."""
-    return _PASSWORD.sub(r"\1:***@", url)
-
-
 def write_endpoints(data_dir: Path, redis_url: str, api_url: str) -> Path:
     path = endpoints_file(data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    stored = redis_url if redacted(redis_url) == redis_url else None
+    stored = None if has_secret(redis_url) else redis_url
     body = {"redis_url": stored, "api_url": api_url, "pid": os.getpid()}
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(body, indent=2) + "\n")
+    # owner-only, as a file of addresses on a shared machine should be
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(body, indent=2) + "\n")
     tmp.replace(path)
     return path
 

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from xsmoe.cli_args import Parser, UsageError, add_command, existing_dir
-from xsmoe.common.redis_url import parse_redis_url
+from xsmoe.common.redis_url import parse_redis_url, redacted
 from xsmoe.common.settings import Settings
-from xsmoe.endpoints import endpoints_file, read_endpoints, redacted
+from xsmoe.endpoints import endpoints_file, read_endpoints
 
 if TYPE_CHECKING:
     from xsmoe.common.snapshot_store import SnapshotStore

@@ -23,8 +23,9 @@ import httpx
 
 from xsmoe import pipeline
 from xsmoe.cli_args import Parser, UsageError, existing_file, port
+from xsmoe.common.redis_url import redacted
 from xsmoe.common.settings import Settings
-from xsmoe.endpoints import redacted, remove_endpoints, write_endpoints
+from xsmoe.endpoints import remove_endpoints, write_endpoints
 from xsmoe.model.data import ML100K
 from xsmoe.redis_server import EmbeddedRedis
 

@@ -11,9 +11,15 @@ from xsmoe.service.auth import require_write
 from xsmoe.service.deps import Runtime, RuntimeDep
 from xsmoe.service.errors import InvalidInput
 from xsmoe.service.openapi import errors, example, with_examples
+from xsmoe.service.request_limits import apply_limits
 from xsmoe.service.schemas import AcceptedEvent, FeedbackAccepted, FeedbackBatch, FeedbackPayload
 
-router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[Depends(require_write)])
+# apply_limits before the body is validated: the batch size limit is the deployment's.
+router = APIRouter(
+    prefix="/v1",
+    tags=["feedback"],
+    dependencies=[Depends(require_write), Depends(apply_limits)],
+)
 
 EXAMPLES = {
     "one event": {"value": {"user_id": "196", "item_id": "242", "type": "click"}},

@@ -86,16 +86,23 @@ async def recommend(
             vector=vector,
         )
 
-    result = ranked(depth)
-    items: list[Recommendation] = result.items
-    if request.filter is not None:
+    if request.filter is None:
+        result = ranked(depth)
+        items: list[Recommendation] = result.items
+    else:
         lookup = TagLookup(runtime, state)
-        n = max(depth * 4, 50)
+        n = min(max(depth * 4, 50), MAX_SCAN)
         while True:  # rank deeper until enough pass the filter, or nothing is left
             result = ranked(n)
             tags = await lookup.tags([r.item_id for r in result.items])
             items = [r for r in result.items if passes(request.filter, r.item_id, state, tags)]
-            if len(items) >= depth or len(result.items) < n or n >= MAX_SCAN:
+            if len(items) >= depth or len(result.items) < n:
+                break
+            if n >= MAX_SCAN:
+                warnings.append(
+                    f"filter: {len(items)} of the top {MAX_SCAN} items passed; "
+                    "fewer than asked are returned"
+                )
                 break
             n = min(n * 4, MAX_SCAN)
         warnings += lookup.warnings

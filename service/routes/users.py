@@ -46,6 +46,7 @@ async def get_user(user_id: UserIdPath, runtime: RuntimeDep) -> UserOut:
         history=state.history,
         disliked=state.disliked,
         pending_events=state.pending_events,
+        pending_events_exact=state.pending_exact,
     )
 
 

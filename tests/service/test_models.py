@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.deployment import WRITE_KEY, publish_snapshot
@@ -67,6 +69,21 @@ def test_a_version_can_be_asked_explicitly(client: TestClient, settings: Service
     r = client.post("/v1/recommendations", json={**body, "model_version": "../etc"})
     assert r.status_code == 422 and r.json()["fields"][0]["field"] == "body.model_version"
     assert client.get("/v1/model").json()["version"] == "v000001"  # serving is untouched
+
+
+def test_a_damaged_version_is_refused_once_then_at_once(
+    client: TestClient, settings: ServiceSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Asked again, a version that cannot be served is not downloaded and loaded again."""
+    bad = publish_snapshot(settings.snapshots, settings, seed=7, make_current=False)
+    (settings.snapshots / bad / "weights.safetensors").write_bytes(b"tampered")
+    body = {"item_ids": ["m1"], "k": 5, "model_version": bad}
+    with caplog.at_level(logging.ERROR, logger="xsmoe.service.versions"):
+        answers = [client.post("/v1/recommendations", json=body) for _ in range(3)]
+    assert all(r.status_code == 409 for r in answers), answers[0].text
+    assert str(settings.snapshots) not in answers[0].json()["detail"]
+    loads = [r for r in caplog.records if "cannot be served" in r.getMessage()]
+    assert len(loads) == 1  # the first ask loaded it; the others were refused from memory
 
 
 def test_new_routes_declare_their_operations_and_errors(client: TestClient) -> None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.deployment import WRITE_KEY, planted_events, worker_settings_for
 from xsmoe.common import ledger
+from xsmoe.service import user_store
 from xsmoe.service.app import create_app
 from xsmoe.service.settings import ServiceSettings
 from xsmoe.workers.redis_client import connect
@@ -22,6 +24,20 @@ GROUP = "trainers"
 def _feedback(client: TestClient, events: list[dict[str, str]]) -> None:
     r = client.post("/v1/feedback", json={"events": events}, headers=W)
     assert r.status_code == 202, r.text
+
+
+def test_a_lookup_reads_a_bounded_part_of_a_long_untrained_stream(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read may be frequent: past its budget the count is a lower bound, and says so
+    (an erasure reads on, up to its own, larger bound)."""
+    monkeypatch.setattr(user_store, "READ_SCAN", user_store.SCAN_CHUNK)
+    for _ in range(2):
+        _feedback(client, [{"user_id": "long", "item_id": "m1"}] * 700)
+    body = client.get("/v1/users/long").json()
+    assert body["pending_events"] == user_store.SCAN_CHUNK and not body["pending_events_exact"]
+    erased = client.delete("/v1/users/long", headers=W).json()["erased"]
+    assert erased["pending_events"] == 1400
 
 
 def test_a_user_shows_history_dislikes_and_pending_events(client: TestClient) -> None:
@@ -43,6 +59,7 @@ def test_a_user_shows_history_dislikes_and_pending_events(client: TestClient) ->
         "history": ["m1", "m2"],
         "disliked": ["m3"],
         "pending_events": 3,  # no worker has trained on any yet
+        "pending_events_exact": True,
     }
     r = client.get("/v1/users/ann", params={"verbose": 1})
     assert r.status_code == 422 and r.json()["fields"][0]["field"] == "query.verbose"

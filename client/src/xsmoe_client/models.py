@@ -97,6 +97,7 @@ class UserOut(Model):
     history: list[str] = Field(description="item ids, oldest first")
     disliked: list[str] = []
     pending_events: int = Field(0, description="accepted, not trained on yet")
+    pending_events_exact: bool = Field(True, description="false: pending_events is a lower bound")
 
 
 class UserErased(Model):
