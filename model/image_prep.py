@@ -34,17 +34,26 @@ def limit_decoding(max_pixels: int) -> None:
     warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 
+def _scaled(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(w, h) scaled so that the shorter side is `short_side`, the aspect kept."""
+    scale = short_side / min(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def load_image(
     source: str | Path | bytes,
     *,
     max_pixels: int | None = None,
     formats: tuple[str, ...] | None = None,
+    shrink_to: int | None = None,
 ) -> Image.Image | None:
     """Decode an image file or bytes to RGB; None (and a warning) if it cannot be read.
 
     `max_pixels`: an image whose header declares more pixels raises ImageTooLarge
     before anything is decoded (Pillow's open reads only the header). `formats`:
-    the Pillow format names tried (None: every format Pillow knows)."""
+    the Pillow format names tried (None: every format Pillow knows). `shrink_to`:
+    an image whose shorter side is longer is scaled down to it (a JPEG is decoded at
+    a reduced size already), so what is kept costs a bounded amount of memory."""
     where = "<bytes>" if isinstance(source, bytes) else str(source)
     try:
         raw = io.BytesIO(source) if isinstance(source, bytes) else source
@@ -54,8 +63,13 @@ def load_image(
                 raise ImageTooLarge(
                     f"{width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}"
                 )
+            if shrink_to is not None and min(width, height) > shrink_to:
+                img.draft("RGB", _scaled(width, height, shrink_to))  # JPEG: decode smaller
             img.load()
-            return img.convert("RGB")
+            rgb = img.convert("RGB")
+            if shrink_to is not None and min(rgb.size) > shrink_to:
+                rgb = rgb.resize(_scaled(*rgb.size, shrink_to), Image.Resampling.BICUBIC)
+            return rgb
     except FileNotFoundError:
         log.warning("image %s not found: item stored without the image modality", where)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

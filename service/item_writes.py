@@ -38,6 +38,12 @@ from xsmoe.service.state import ServingState
 # What a client may send; Pillow's other formats (ICO, TIFF, PSD, EPS, ...) are more
 # decoder surface than a product photo needs.
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
+# Decoded images wait in memory for one batched encode. Each is scaled down to this
+# shorter side (twice the image encoders' 224-256 px input, which resize anyway), and a
+# request's kept images may hold this many pixels in all (about 200 MB as RGB): a batch
+# of small files that decode to huge images is refused past it, not held.
+KEEP_SHORT_SIDE = 512
+REQUEST_PIXELS = 64_000_000
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,11 @@ def tag_tuple(tags: Sequence[str] | None) -> tuple[str, ...] | None:
 async def _decode(image_bytes: bytes, field: str, max_pixels: int) -> Image.Image:
     try:
         image = await asyncio.to_thread(
-            load_image, image_bytes, max_pixels=max_pixels, formats=IMAGE_FORMATS
+            load_image,
+            image_bytes,
+            max_pixels=max_pixels,
+            formats=IMAGE_FORMATS,
+            shrink_to=KEEP_SHORT_SIDE,
         )
     except ImageTooLarge as exc:
         raise PayloadTooLarge(
@@ -179,9 +189,19 @@ async def _create(
     modalities = set(model.config.shapes)
     results: list[ItemOut | ServiceError | None] = [None] * len(inputs)
     ready: list[tuple[int, Image.Image | None, list[str]]] = []
+    pixels = 0
     for n, given in enumerate(inputs):
         try:
-            ready.append((n, *await _checked(runtime, state, given, modalities)))
+            image, warnings = await _checked(runtime, state, given, modalities)
+            size = image.width * image.height if image is not None else 0
+            if pixels + size > REQUEST_PIXELS:
+                raise PayloadTooLarge(
+                    f"{given.image_field}: the images of this request decode to over "
+                    f"{REQUEST_PIXELS:,} pixels; send fewer images per call",
+                    field=given.image_field,
+                )
+            pixels += size
+            ready.append((n, image, warnings))
         except ServiceError as exc:
             results[n] = exc
     encoded = await asyncio.to_thread(

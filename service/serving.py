@@ -49,6 +49,7 @@ class Serving:
         self.current: ServingState | None = None
         self.live_popular: tuple[str, ...] = ()
         self.failed: dict[str, str] = {}  # version -> why it was refused
+        self._unavailable: set[str] = set()  # of those, versions the store failed to deliver
         self.retry = Backoff(cap=settings.retry_max_seconds)
         self.swaps = 0
         self.user_vectors = UserVectors()
@@ -67,10 +68,14 @@ class Serving:
 
     def refusals(self) -> dict[str, str]:
         """Why versions were refused, as an answer may say it: the snapshot store's
-        location and the local cache's path are the operator's (they are in the log)."""
+        location and the local cache's path are the operator's (they are in the log),
+        and so is what a failing store said (it may name hosts)."""
         places = sorted({str(self.root), self.store.url}, key=len, reverse=True)
         out = {}
         for version, reason in self.failed.items():
+            if version in self._unavailable:
+                out[version] = "unavailable: the snapshot store did not deliver it (see the log)"
+                continue
             for place in places:
                 reason = reason.replace(place + "/", "").replace(place, "<snapshot store>")
             out[version] = reason
@@ -153,6 +158,10 @@ class Serving:
             log.info("snapshot %s still %s (next try in %.0f s): %s", version, why, delay, reason)
             return
         self.failed[version] = reason
+        if isinstance(exc, OSError):
+            self._unavailable.add(version)
+        else:
+            self._unavailable.discard(version)
         self.metrics.swaps.labels("failed").inc()
         log.error(
             "snapshot %s %s, still serving %s (next try in %.0f s): %s",

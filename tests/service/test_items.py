@@ -271,3 +271,34 @@ def test_items_are_listed_by_id_page_by_page(client: TestClient) -> None:
     r = client.get("/v1/items", params={"limt": 5})
     assert r.status_code == 422 and "query.limt" in r.json()["detail"]
     assert r.json()["fields"][0]["field"] == "query.limt"
+
+
+def _flat_png(width: int, height: int) -> str:
+    """A few KB of PNG that decodes to width x height pixels."""
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def test_a_batch_of_small_files_with_huge_images_is_bounded(settings: ServiceSettings) -> None:
+    """Decoded images wait for one batched encode: each is scaled down first, and a
+    request's images may hold only so many pixels in all; past that, 413 per item."""
+    from tests.deployment import publish_snapshot
+    from xsmoe.service import item_writes
+
+    publish_snapshot(settings.snapshots, settings, images=True)
+    square = _flat_png(4000, 4000)  # 16 M pixels, scaled to 512 x 512 when kept
+    thin = _flat_png(20_000, 500)  # 10 M pixels, its short side already small: kept so
+    items = [{"item_id": f"sq-{n}", "image_base64": square} for n in range(3)]
+    items += [{"item_id": f"thin-{n}", "image_base64": thin} for n in range(7)]
+    with TestClient(create_app(settings)) as client:
+        r = client.post("/v1/items:batch", json={"items": items}, headers=W)
+        assert r.status_code == 200, r.text
+        status = {x["item_id"]: x["status"] for x in r.json()["results"]}
+        assert all(status[f"sq-{n}"] == "created" for n in range(3))
+        # 3 x 512^2 + 6 x 10 M pixels fit in REQUEST_PIXELS (64 M); a seventh does not
+        assert item_writes.REQUEST_PIXELS == 64_000_000
+        assert [status[f"thin-{n}"] for n in range(7)] == ["created"] * 6 + ["failed"]
+        failed = next(x for x in r.json()["results"] if x["status"] == "failed")
+        assert failed["error"]["error"] == "payload_too_large"
+        assert "fewer images per call" in failed["error"]["detail"]
