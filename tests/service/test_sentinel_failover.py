@@ -73,7 +73,9 @@ def test_primary_killed_under_load_nothing_acknowledged_is_lost(
         EmbeddedRedis(tmp_path / f"replica-{i}", persist=True, extra=follow).start()
         for i in range(2)
     ]
-    sentinels = EmbeddedSentinels(tmp_path / "sentinels", primary).start()
+    # 3 s, not 1: on a loaded machine a replica busy with the returning primary's full
+    # sync was failed over a second time, and the old primary became primary again.
+    sentinels = EmbeddedSentinels(tmp_path / "sentinels", primary, down_after_ms=3000).start()
     serving = settings.serving.model_copy(update={"wait_replicas": 1, "wait_timeout_ms": 1000})
     own = settings.model_copy(update={"redis_url": sentinels.url(), "serving": serving})
     rejoined = None
