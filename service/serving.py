@@ -103,7 +103,6 @@ class Serving:
             if state is not None and state.version == version:
                 return state
             start = time.perf_counter()
-            seq = self.catalog.seq
             try:
                 new = await load_state(
                     self.store,
@@ -117,7 +116,7 @@ class Serving:
             except Exception as exc:  # any failure: keep serving what we have
                 self._refused(version, exc)
                 raise SwapFailed(f"snapshot {version} refused: {exc}") from exc
-            new = new.with_changes(self.catalog.since(seq))  # changes made while loading
+            new = new.with_changes(self.catalog.since(new.catalog_seq))  # made while loading
             self._set(new)
             absorbed = self.catalog.absorb(new.retriever.catalog.main_rows)
             if absorbed:
