@@ -8,7 +8,9 @@ per item row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import mmap
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import cast
 
 import numpy as np
@@ -19,26 +21,47 @@ from xsmoe.model.features import FeatureStore
 from xsmoe.model.fusion import ModalityGateFusion
 from xsmoe.model.side_moe import SideMoE, SideMoEConfig
 
+# A table at most this large is moved to the window's device (and dtype) once; a larger
+# one stays where it is (memory-mapped) and each batch's rows are gathered and moved.
+MOVE_MAX_BYTES = 2 << 30
+
 
 @dataclass(frozen=True)
 class ItemTable:
-    """Cached features of every item as tensors, indexed by store row."""
+    """Cached features of every item as tensors, indexed by store row.
+
+    From a store the features are the store's memory-mapped files themselves (no copy
+    into RAM): a batch gathers its rows, and a pass over the whole table (`batches`)
+    gives each chunk's pages back to the kernel once used, so the process keeps only
+    the pages in use resident however large the catalog."""
 
     features: dict[str, torch.Tensor]  # (N, L, H) float32 (or the model's dtype, see `to`)
     present: dict[str, torch.Tensor]  # (N,) bool
     # True: row i is catalog row i (the model may know it); False: items the model
     # has never seen, numbered from 0 (e.g. new items embedded at serving time)
     catalog: bool = True
+    # modality -> the private mapping its features are a view of (see `from_store`)
+    maps: dict[str, mmap.mmap] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def from_store(cls, store: FeatureStore) -> ItemTable:
-        return cls(
-            {
-                m: torch.from_numpy(np.array(store.features(m), np.float32))
-                for m in store.modalities
-            },
-            {m: torch.from_numpy(store.present(m).copy()) for m in store.modalities},
-        )
+    def from_store(cls, store: FeatureStore, modalities: Iterable[str] | None = None) -> ItemTable:
+        """The store's rows as they are now, features mapped from its files, not read."""
+        names = list(store.modalities if modalities is None else modalities)
+        features, maps = {}, {}
+        for m in names:
+            spec, n = store.specs[m], len(store)
+            if n == 0:
+                features[m] = torch.zeros(0, spec.n_layers, spec.hidden)
+                continue
+            with (store.path / f"{m}.f32").open("rb") as fh:
+                # ACCESS_COPY (MAP_PRIVATE): a writable view torch accepts without a copy;
+                # nothing writes to it, and writes would never reach the file.
+                maps[m] = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
+            count = n * spec.n_layers * spec.hidden
+            view = np.frombuffer(maps[m], np.float32, count).reshape(n, spec.n_layers, spec.hidden)
+            features[m] = torch.from_numpy(view)
+        present = {m: torch.from_numpy(store.present(m)) for m in names}
+        return cls(features, present, maps=maps)
 
     def __len__(self) -> int:
         return len(next(iter(self.present.values())))
@@ -47,13 +70,33 @@ class ItemTable:
     def device(self) -> torch.device:
         return next(iter(self.present.values())).device
 
+    @property
+    def nbytes(self) -> int:
+        return sum(f.numel() * f.element_size() for f in self.features.values())
+
+    def select(self, modalities: Iterable[str]) -> ItemTable:
+        """The same rows with only these modalities (no copy)."""
+        names = list(modalities)
+        return ItemTable(
+            {m: self.features[m] for m in names},
+            {m: self.present[m] for m in names},
+            self.catalog,
+            {m: self.maps[m] for m in names if m in self.maps},
+        )
+
     def to(self, device: torch.device, dtype: torch.dtype) -> ItemTable:
         """The table on `device`, features in `dtype` (a model's): moved once per window,
-        not once per batch."""
+        not once per batch. A table above MOVE_MAX_BYTES stays as it is: copying a
+        million-item catalog would cost more memory than the batches it saves."""
+        if self.nbytes > MOVE_MAX_BYTES:
+            return self
+        features = {m: f.to(device=device, dtype=dtype) for m, f in self.features.items()}
+        unmoved = all(features[m] is f for m, f in self.features.items())
         return ItemTable(
-            {m: f.to(device=device, dtype=dtype) for m, f in self.features.items()},
+            features,
             {m: p.to(device) for m, p in self.present.items()},
             self.catalog,
+            self.maps if unmoved else {},
         )
 
     def take(self, rows: torch.Tensor) -> ItemInputs:
@@ -64,6 +107,32 @@ class ItemTable:
             {m: p[rows] for m, p in self.present.items()},
             self.catalog,
         )
+
+    def batches(self, batch_size: int) -> Iterator[ItemInputs]:
+        """Consecutive rows, `batch_size` at a time, in row order. Mapped pages of a batch
+        are dropped from this process once the caller asks for the next one (they stay
+        in the page cache): a pass over the table keeps one batch resident."""
+        for lo in range(0, len(self), batch_size):
+            hi = min(lo + batch_size, len(self))
+            rows = torch.arange(lo, hi, device=self.device)
+            yield ItemInputs(
+                rows,
+                {m: f[lo:hi] for m, f in self.features.items()},
+                {m: p[lo:hi] for m, p in self.present.items()},
+                self.catalog,
+            )
+            self.release(lo, hi)
+
+    def release(self, lo: int = 0, hi: int | None = None) -> None:
+        """Drop the mapped pages of rows [lo, hi) from this process (a read faults them
+        back in from the page cache or the file; nothing is lost: nothing was written)."""
+        hi = len(self) if hi is None else hi
+        for m, mapping in self.maps.items():
+            row = self.features[m][0].numel() * 4  # float32 on disk
+            start, end = lo * row, hi * row
+            start -= start % mmap.PAGESIZE  # madvise wants a page-aligned start
+            if end > start:
+                mapping.madvise(mmap.MADV_DONTNEED, start, end - start)
 
 
 @dataclass(frozen=True)
