@@ -16,8 +16,10 @@ from xsmoe.model.sequences import EvalCases, right_align
 # (B, T) history rows (PAD < 0, right-aligned) -> (B, N) scores over all item rows
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
-# Scores one ranking batch may hold: (B x N) float32 at 1M items and B = 64 is 256 MB.
-SCORE_ELEMENTS = 1 << 26
+# Scores one ranking batch may hold. Each costs 13 bytes while ranked (the float32
+# score, a bool comparison and the int64 its sum counts in): 2^24 is ~220 MB, 16 cases
+# a batch at 1M items.
+SCORE_ELEMENTS = 1 << 24
 
 
 def embedding_scorer(model: Recommender, items: torch.Tensor) -> ScoreFn:

@@ -8,9 +8,12 @@ per item row.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import cast
 
 import numpy as np
@@ -24,6 +27,51 @@ from xsmoe.model.side_moe import SideMoE, SideMoEConfig
 # A table at most this large is moved to the window's device (and dtype) once; a larger
 # one stays where it is (memory-mapped) and each batch's rows are gathered and moved.
 MOVE_MAX_BYTES = 2 << 30
+# Above this size a mapped table's scattered rows are read with pread, not through the
+# mapping: a page fault maps up to 16 neighbouring cached pages (fault-around), so ten
+# thousand scattered rows of a million-item store would keep ~1.5 GB of it resident.
+PREAD_ABOVE_BYTES = 256 << 20
+
+
+class MappedFeatures:
+    """One modality's feature file: a private read-only-in-practice mapping (the table's
+    tensor is a view of it) and a descriptor for reading scattered rows."""
+
+    def __init__(self, path: Path, row_floats: int) -> None:
+        self.row_bytes = row_floats * 4  # float32 on disk
+        self.fd = os.open(path, os.O_RDONLY)
+        # ACCESS_COPY (MAP_PRIVATE): a writable buffer torch accepts without a copy;
+        # nothing writes to it, and a write would never reach the file.
+        self.mapping = mmap.mmap(self.fd, 0, access=mmap.ACCESS_COPY)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            os.close(self.fd)
+
+    def release(self, lo: int, hi: int) -> None:
+        """Drop rows [lo, hi)'s pages from this process (they stay in the page cache;
+        nothing is lost: nothing was written)."""
+        start, end = lo * self.row_bytes, hi * self.row_bytes
+        start -= start % mmap.PAGESIZE  # madvise wants a page-aligned start
+        if end > start:
+            self.mapping.madvise(mmap.MADV_DONTNEED, start, end - start)
+
+    def read(self, rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """(len(rows), *shape) float32 rows read with pread, one call per run of
+        consecutive rows."""
+        unique, inverse = np.unique(rows, return_inverse=True)
+        out = np.empty((len(unique), self.row_bytes // 4), np.float32)
+        breaks = np.flatnonzero(np.diff(unique) != 1) + 1
+        for lo, hi in zip(
+            np.concatenate([[0], breaks]), np.concatenate([breaks, [len(unique)]]), strict=True
+        ):
+            want = (hi - lo) * self.row_bytes
+            got = os.preadv(
+                self.fd, [memoryview(out[lo:hi]).cast("B")], int(unique[lo]) * self.row_bytes
+            )
+            if got != want:
+                raise OSError(f"short read of feature rows: {got} of {want} bytes")
+        return out[inverse.reshape(-1)].reshape(len(rows), *shape)
 
 
 @dataclass(frozen=True)
@@ -41,7 +89,7 @@ class ItemTable:
     # has never seen, numbered from 0 (e.g. new items embedded at serving time)
     catalog: bool = True
     # modality -> the private mapping its features are a view of (see `from_store`)
-    maps: dict[str, mmap.mmap] = field(default_factory=dict, compare=False, repr=False)
+    maps: dict[str, MappedFeatures] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_store(cls, store: FeatureStore, modalities: Iterable[str] | None = None) -> ItemTable:
@@ -53,12 +101,10 @@ class ItemTable:
             if n == 0:
                 features[m] = torch.zeros(0, spec.n_layers, spec.hidden)
                 continue
-            with (store.path / f"{m}.f32").open("rb") as fh:
-                # ACCESS_COPY (MAP_PRIVATE): a writable view torch accepts without a copy;
-                # nothing writes to it, and writes would never reach the file.
-                maps[m] = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
+            maps[m] = MappedFeatures(store.path / f"{m}.f32", spec.n_layers * spec.hidden)
             count = n * spec.n_layers * spec.hidden
-            view = np.frombuffer(maps[m], np.float32, count).reshape(n, spec.n_layers, spec.hidden)
+            view = np.frombuffer(maps[m].mapping, np.float32, count)
+            view = view.reshape(n, spec.n_layers, spec.hidden)
             features[m] = torch.from_numpy(view)
         present = {m: torch.from_numpy(store.present(m)) for m in names}
         return cls(features, present, maps=maps)
@@ -103,10 +149,17 @@ class ItemTable:
         rows = rows.to(self.device)
         return ItemInputs(
             rows,
-            {m: f[rows] for m, f in self.features.items()},
+            {m: self._gather(m, rows) for m in self.features},
             {m: p[rows] for m, p in self.present.items()},
             self.catalog,
         )
+
+    def _gather(self, m: str, rows: torch.Tensor) -> torch.Tensor:
+        features = self.features[m]
+        mapped = self.maps.get(m)
+        if mapped is None or features.numel() * 4 <= PREAD_ABOVE_BYTES:
+            return features[rows]
+        return torch.from_numpy(mapped.read(rows.cpu().numpy(), tuple(features.shape[1:])))
 
     def batches(self, batch_size: int) -> Iterator[ItemInputs]:
         """Consecutive rows, `batch_size` at a time, in row order. Mapped pages of a batch
@@ -127,12 +180,8 @@ class ItemTable:
         """Drop the mapped pages of rows [lo, hi) from this process (a read faults them
         back in from the page cache or the file; nothing is lost: nothing was written)."""
         hi = len(self) if hi is None else hi
-        for m, mapping in self.maps.items():
-            row = self.features[m][0].numel() * 4  # float32 on disk
-            start, end = lo * row, hi * row
-            start -= start % mmap.PAGESIZE  # madvise wants a page-aligned start
-            if end > start:
-                mapping.madvise(mmap.MADV_DONTNEED, start, end - start)
+        for mapped in self.maps.values():
+            mapped.release(lo, hi)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.model.synthetic import cyclic_stream, small_config
-from xsmoe.model import evaluate
+from xsmoe.model import evaluate, item_tower
 from xsmoe.model.evaluate import (
     model_scorer,
     rank_cases,
@@ -49,12 +49,26 @@ def _protocol(n_items: int = 60) -> tuple[StreamingProtocol, ItemTable]:
 def test_the_table_maps_the_store_instead_of_copying_it(tmp_path: Path) -> None:
     store, feats = _store(tmp_path / "s", 700)
     table = ItemTable.from_store(store)
-    mapped = np.frombuffer(table.maps["text"], np.float32)
+    mapped = np.frombuffer(table.maps["text"].mapping, np.float32)
     assert np.shares_memory(table.features["text"].numpy(), mapped)
     # the model's dtype and device already: `to` keeps the very same mapped tensors
     assert table.to(torch.device("cpu"), torch.float32).features["text"] is table.features["text"]
     rows = torch.tensor([5, 0, 699, 5])
     np.testing.assert_array_equal(table.take(rows).features["text"].numpy(), feats[rows.numpy()])
+
+
+def test_scattered_rows_of_a_large_mapped_table_are_read_not_mapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, feats = _store(tmp_path / "s", 700)
+    table = ItemTable.from_store(store)
+    rows = torch.tensor([699, 3, 4, 5, 3, 0, 698, 100])  # runs, repeats, both ends
+    mapped = table.take(rows).features["text"]
+    monkeypatch.setattr(item_tower, "PREAD_ABOVE_BYTES", 0)  # as a million-item table
+    read = table.take(rows).features["text"]
+    assert not np.shares_memory(read.numpy(), np.frombuffer(table.maps["text"].mapping, np.uint8))
+    assert torch.equal(read, mapped)
+    np.testing.assert_array_equal(read.numpy(), feats[rows.numpy()])
 
 
 def test_a_pass_over_the_table_gives_its_pages_back_and_reads_the_same(tmp_path: Path) -> None:
@@ -121,7 +135,7 @@ def test_ranking_batches_sized_by_the_catalog_give_the_same_ranks(
     cases, known = p.val_cases(1), p.known_upto(1)
     score = model_scorer(model, table)
     unbatched = rank_cases(score, cases, known, batch_size=len(cases))
-    assert ranking_batch(2**20) == 64 and ranking_batch(1682) == 512
+    assert ranking_batch(2**20) == 16 and ranking_batch(1682) == 512
     monkeypatch.setattr(evaluate, "SCORE_ELEMENTS", 3 * len(table))  # 3 cases a batch
     assert ranking_batch(len(table)) == 3
     np.testing.assert_array_equal(rank_cases(score, cases, known), unbatched)
