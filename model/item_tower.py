@@ -66,9 +66,7 @@ class MappedFeatures:
             np.concatenate([[0], breaks]), np.concatenate([breaks, [len(unique)]]), strict=True
         ):
             want = (hi - lo) * self.row_bytes
-            got = os.preadv(
-                self.fd, [memoryview(out[lo:hi]).cast("B")], int(unique[lo]) * self.row_bytes
-            )
+            got = os.preadv(self.fd, [out[lo:hi].data.cast("B")], int(unique[lo]) * self.row_bytes)
             if got != want:
                 raise OSError(f"short read of feature rows: {got} of {want} bytes")
         return out[inverse.reshape(-1)].reshape(len(rows), *shape)
