@@ -185,6 +185,7 @@ def measure(store_path: Path, n_items: int) -> dict[str, Any]:
         "reason": result.reason,
         "online": result.online,
         "gate": result.metrics["gate"],
+        "phase_seconds": result.metrics["seconds"],
         "item_vectors": list(result.item_vectors.shape),
         "query_vectors": list(result.query_vectors.shape)
         if result.query_vectors is not None
@@ -258,6 +259,8 @@ def main() -> int:
                 f"{'MET' if r['seconds'] <= 600 and r['VmHWM'] <= 6 * 2**30 else 'MISSED'}"
             )
         )
+        phases = ", ".join(f"{k} {v:.1f} s" for k, v in r["phase_seconds"].items())
+        print(f"    parts: table {r['table_seconds']:.1f} s, {phases}")
         if target:
             print(target)
     out_dir = Path("var/bench")

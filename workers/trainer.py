@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,8 +168,12 @@ def train_and_gate(
     # of the cases estimates the same metric.
     large = len(table) > opts.val_sample
     online_cases = sample_cases(every, opts.online_cases, rng) if large else every
+    clock = time.perf_counter()
     serving_items = serving.item_embeddings(table)
+    seconds = {"serving_embeddings": time.perf_counter() - clock}
+    clock = time.perf_counter()
     online = score(serving, serving_items, online_cases)
+    seconds["online"] = time.perf_counter() - clock
     if len(online_cases) < len(every):
         online["of_cases"] = len(every)
     train_seqs = list(
@@ -195,9 +200,13 @@ def train_and_gate(
         candidate, table, train_seqs, val_cases, np.ones(len(table), bool), config, cancel=cancel
     )
     candidate.eval()
+    clock = time.perf_counter()
     candidate_items = candidate.item_embeddings(table)
+    seconds["candidate_embeddings"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     new = score(candidate, candidate_items, gate_cases)
     old = score(serving, serving_items, gate_cases)
+    seconds["gate"] = time.perf_counter() - clock
     del serving_items  # before the snapshot is written
     promoted = new["ndcg@10"] >= old["ndcg@10"] - opts.epsilon
     metrics = {
@@ -206,6 +215,8 @@ def train_and_gate(
         "val_items": report.val_items,
         "epochs": report.epochs,
         "train_seconds": round(report.seconds, 2),
+        # where a window's time goes besides training (each catalog pass, each ranking)
+        "seconds": {k: round(v, 2) for k, v in seconds.items()},
     }
     verdict = ">=" if promoted else "<"
     reason = (
