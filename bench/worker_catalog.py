@@ -195,6 +195,91 @@ def measure(store_path: Path, n_items: int) -> dict[str, Any]:
     }
 
 
+def measure_worker(store_path: Path, n_items: int) -> dict[str, Any]:
+    """One window through the whole worker: events XADDed to an embedded Redis, read by
+    `Worker.step`, closed by `Worker.close_window` (train, gate, snapshot written and
+    published, entries acked), in this (fresh) process."""
+    import tempfile
+
+    import redis
+    import torch
+
+    from xsmoe.common import ledger
+    from xsmoe.common.events import stream_fields
+    from xsmoe.model.snapshot import set_current
+    from xsmoe.redis_server import EmbeddedRedis
+    from xsmoe.workers.settings import WorkerOptions, WorkerSettings
+    from xsmoe.workers.worker import Worker
+
+    torch.set_num_threads(2)
+    settings = Settings()
+    base = str(current_version(settings.snapshots))
+    snapshot = load_snapshot(settings.snapshots / base)
+    real = FeatureStore.open(settings.features_dir("ml-100k"))
+    trained = int(snapshot.manifest.get("source", {}).get("trained_interactions", 50_000))
+    events, contexts = window(n_items, real, trained)
+    work = Path(tempfile.mkdtemp(prefix="xsmoe-bench-wc-", dir=store_path.parent))
+    try:
+        root = work / "snapshots"
+        root.mkdir()
+        shutil.copytree(settings.snapshots / base, root / base)
+        set_current(root, base)
+        with EmbeddedRedis(work / "redis", persist=False) as server:
+            opts = WorkerOptions(
+                consumer="bench",
+                device="cpu",
+                features_dir=store_path,
+                window_events=WINDOW,
+                window_seconds=3600,
+                block_ms=50,
+            )
+            worker = Worker(
+                WorkerSettings(
+                    redis_url=server.url, redis_prefix="wc", snapshot_dir=root, worker=opts
+                )
+            )
+            client = redis.Redis.from_url(server.url)
+            with client.pipeline(transaction=False) as pipe:
+                for user, items in contexts.items():
+                    pipe.rpush(worker.keys.context(user), *items)
+                for event in events:
+                    pipe.xadd(worker.keys.feedback, stream_fields(event))
+                pipe.execute()
+            memory = MemoryPeaks()
+            t0 = time.perf_counter()
+            while not ledger.records(root):
+                worker.step()
+            seconds = time.perf_counter() - t0
+            mem = memory.close()
+            record = ledger.records(root)[-1]
+            pending = worker.consumer.pending_count()
+            version = record.get("version")
+            snapshot_bytes = (
+                sum(f.stat().st_size for f in (root / version).iterdir()) if version else 0
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {
+        "items": n_items,
+        "seconds": seconds,
+        "outcome": record["outcome"],
+        "reason": record["reason"],
+        "version": version,
+        "snapshot_bytes": snapshot_bytes,
+        "pending_after": pending,
+        "metrics": record.get("metrics"),
+        "online": record.get("online"),
+        **mem,
+    }
+
+
+def child(mode: str, n: int, store: Path) -> dict[str, Any]:
+    """One measurement in a fresh process (its own VmHWM): the JSON it prints."""
+    cmd = [sys.executable, __file__, mode, str(n), "--store", str(store)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
 def gb(n: float) -> str:
     return f"{n / 2**30:.2f} GB"
 
@@ -205,11 +290,20 @@ def main() -> int:
     parser.add_argument("--sizes", default="100000,1000000", help="catalog sizes (comma-separated)")
     parser.add_argument("--work", type=Path, default=Path("/work/tmp-bench"))
     parser.add_argument("--keep", action="store_true", help="keep the synthetic stores")
+    parser.add_argument(
+        "--worker-path",
+        action="store_true",
+        help="also run each size through Worker.step / close_window (Redis, snapshot written)",
+    )
     parser.add_argument("--measure", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--measure-worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--store", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure is not None:  # the child: one size, its own VmHWM
         print(json.dumps(measure(args.store, args.measure)))
+        return 0
+    if args.measure_worker is not None:
+        print(json.dumps(measure_worker(args.store, args.measure_worker)))
         return 0
     settings = Settings()
     real_path = settings.features_dir("ml-100k")
@@ -229,17 +323,14 @@ def main() -> int:
         built = None
         if n != len(real) and not (path / "meta.json").exists():
             built = build_store(real, path, n, modalities)
+
         try:
-            out = subprocess.run(
-                [sys.executable, __file__, "--measure", str(n), "--store", str(path)],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
+            r = child("--measure", n, path)
+            whole = child("--measure-worker", n, path) if args.worker_path else None
         finally:
             if not args.keep and path != real_path:
                 shutil.rmtree(path, ignore_errors=True)
-        r = json.loads(out.strip().splitlines()[-1])
+        r["worker_path"] = whole
         r["build_seconds"] = built
         results.append(r)
         online = r["online"]
@@ -263,6 +354,14 @@ def main() -> int:
         print(f"    parts: table {r['table_seconds']:.1f} s, {phases}")
         if target:
             print(target)
+        if whole is not None:
+            print(
+                f"    through Worker.step/close_window (Redis, snapshot written, "
+                f"{gb(whole['snapshot_bytes'])}): {whole['seconds']:.1f} s, peak RSS (VmHWM) "
+                f"{gb(whole['VmHWM'])}, peak RssAnon {gb(whole['peak_RssAnon'])}, peak RssFile "
+                f"{gb(whole['peak_RssFile'])}; {whole['outcome']} {whole['version']}, "
+                f"{whole['pending_after']} entries left pending"
+            )
     out_dir = Path("var/bench")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "worker_catalog.json").write_text(json.dumps(results, indent=2))
