@@ -158,18 +158,20 @@ class Recommender(nn.Module):
     @torch.no_grad()
     def item_embeddings(self, table: ItemTable, batch_size: int = 2048) -> torch.Tensor:
         """Embeddings of every item in `table`, in row order: (N, d), on the model's
-        device and in its dtype (`.float().cpu()` for numpy or FAISS)."""
+        device and in its dtype (`.float().cpu()` for numpy or FAISS). Streams the
+        table in chunks into one preallocated output: peak memory is the output plus
+        one chunk, whatever the catalog's size."""
         was_training = self.training
         self.eval()
-        out = [
-            self.encode_items(table.take(torch.arange(lo, min(lo + batch_size, len(table)))))
-            for lo in range(0, len(table), batch_size)
-        ]
-        self.train(was_training)
-        if out:
-            return torch.cat(out)
         device, dtype = placement(self)
-        return torch.zeros(0, self.config.embed_dim, device=device, dtype=dtype)
+        out = torch.empty(len(table), self.config.embed_dim, device=device, dtype=dtype)
+        lo = 0
+        for inputs in table.batches(batch_size):
+            hi = lo + len(inputs.rows)
+            out[lo:hi] = self.encode_items(inputs)
+            lo = hi
+        self.train(was_training)
+        return out
 
     @torch.no_grad()
     def user_embeddings(self, histories: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

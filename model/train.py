@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from xsmoe.model.device import check_device_name, placement, resolve_device
-from xsmoe.model.evaluate import model_scorer, rank_cases
+from xsmoe.model.evaluate import model_scorer, rank_cases, sampled_ranks, sampled_rows
 from xsmoe.model.item_tower import ItemTable
 from xsmoe.model.loss import softmax_loss
 from xsmoe.model.metrics import mean_metrics, metrics_from_ranks
@@ -59,6 +59,10 @@ class TrainConfig:
     # Above `full_max_items` known items the full softmax falls back to in-batch.
     loss: Loss = "full"
     full_max_items: int = 20_000
+    # Early stopping ranks each validation target against the cases' own items plus
+    # this many other known items drawn once per window; at most this many known
+    # items: against all of them, exactly (the result is the same).
+    val_sample: int = 10_000
     seed: int = 0
     device: str = "cpu"  # auto | cpu | cuda | cuda:N (see model.device)
 
@@ -66,6 +70,8 @@ class TrainConfig:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         check_device_name(self.device)
+        if self.val_sample < 1:
+            raise ValueError(f"val_sample must be >= 1, got {self.val_sample}")
 
 
 @dataclass
@@ -78,6 +84,7 @@ class WindowReport:
     pruned: dict[str, list[int | None]] = field(default_factory=dict)
     train_cases: int = 0
     loss: str = "full"
+    val_items: int = 0  # items each validation target was ranked against (sampled or all)
     # modality -> per stage -> share of routed output per slot (backbone first), measured
     # over this window's training passes (what the next window's prune reads)
     utilization: dict[str, list[list[float]]] = field(default_factory=dict)
@@ -95,7 +102,7 @@ def _step(
     log_pop: torch.Tensor,
     known_rows: torch.Tensor | None,
 ) -> torch.Tensor:
-    device = table.device  # the window's device: the table was moved there once
+    device = placement(model)[0]  # the window's device (a small table was moved there too)
     batch = TrainBatch(batch.inputs.to(device), batch.targets.to(device))
     present = torch.cat([batch.inputs.flatten(), batch.targets.flatten()])
     in_batch = torch.unique(present[present >= 0])  # sorted
@@ -111,9 +118,17 @@ def _step(
 
 
 def validation_ndcg(
-    model: Recommender, table: ItemTable, cases: EvalCases, known: np.ndarray
+    model: Recommender,
+    table: ItemTable,
+    cases: EvalCases,
+    known: np.ndarray,
+    rows: np.ndarray | None = None,
 ) -> float:
-    ranks = rank_cases(model_scorer(model, table), cases, known)
+    """NDCG@10 of the cases over every known item, or over `rows` only (sampled_rows)."""
+    if rows is None:
+        ranks = rank_cases(model_scorer(model, table), cases, known)
+    else:
+        ranks = sampled_ranks(model, table, cases, known, rows)
     return mean_metrics(metrics_from_ranks(ranks, (10,)))["ndcg@10"]
 
 
@@ -170,6 +185,9 @@ def _train_window(
     n_known = int(known.sum())
     full = config.loss == "full" and n_known <= config.full_max_items
     known_rows = torch.from_numpy(np.flatnonzero(known)).to(device) if full else None
+    # drawn once, from its own generator: every epoch is ranked against the same items,
+    # and the training batches' order is the same as without sampling
+    val_rows = sampled_rows(val_cases, known, config.val_sample, np.random.default_rng(config.seed))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr)  # rebuilt every window
     best_ndcg, best_epoch, best_state = -1.0, 0, None
@@ -188,7 +206,7 @@ def _train_window(
         for group in optimizer.param_groups:
             group["lr"] = max(config.lr_min, group["lr"] * config.lr_decay)
         ndcg = (
-            validation_ndcg(model, table, val_cases, known)
+            validation_ndcg(model, table, val_cases, known, val_rows)
             if len(val_cases)
             else -float(np.mean(losses))
         )
@@ -212,6 +230,7 @@ def _train_window(
         pruned=pruned,
         train_cases=len(chunks),
         loss="full" if full else "inbatch",
+        val_items=n_known if val_rows is None else len(val_rows),
         utilization=model.utilization(),
     )
     log.info(

@@ -35,6 +35,18 @@ class WorkerOptions(BaseModel):
         TrainConfig.loss, description="full softmax over known items, or in-batch with logQ"
     )
     val_fraction: float = Field(0.15, gt=0, lt=0.5, description="early-stopping part of a window")
+    val_sample: int = Field(
+        TrainConfig.val_sample,
+        ge=1,
+        description="early stopping ranks against the cases' items plus this many others "
+        "drawn uniformly (a catalog this small or smaller: against every item)",
+    )
+    online_cases: int = Field(
+        2000,
+        ge=1,
+        description="on a catalog of more than val_sample items, the online score ranks "
+        "at most this many of a window's cases against every item (a uniform sample)",
+    )
     gate_fraction: float = Field(0.15, gt=0, lt=0.5, description="held-out tail the gate scores")
     lock_ttl_ms: int = Field(30_000, ge=1000, description="leader lock expiry (renewed at 1/3)")
     context: int = Field(50, ge=0, description="earlier items per user given as context")

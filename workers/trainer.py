@@ -10,24 +10,27 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from xsmoe.common.events import POSITIVE, FeedbackEvent
-from xsmoe.model.evaluate import model_scorer, rank_cases
+from xsmoe.model.evaluate import embedding_scorer, rank_cases, user_vectors
 from xsmoe.model.item_tower import ItemTable
 from xsmoe.model.metrics import mean_metrics, metrics_from_ranks
 from xsmoe.model.recommender import Recommender
-from xsmoe.model.sequences import EvalCases, group_by_user, last_item_cases
+from xsmoe.model.sequences import EvalCases, group_by_user, last_item_cases, right_align
 from xsmoe.model.train import TrainConfig, WindowReport, train_window
 from xsmoe.workers.settings import WorkerOptions
 
 log = logging.getLogger(__name__)
 
 CONTEXT, TRAIN, VALIDATE, GATE = 0, 1, 2, 3
+QUERY_VECTORS = 1000  # gate histories handed over as real queries (an index's recall)
 
 
 @dataclass
@@ -39,6 +42,10 @@ class WindowResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     online: dict[str, float] = field(default_factory=dict)  # serving model, prequential
     unknown_items: list[str] = field(default_factory=list)
+    # (N, d) float32 candidate item embeddings in store row order, computed for the gate
+    item_vectors: np.ndarray | None = None
+    # (Q, d) float32 candidate user vectors of the gate cases' histories (Q <= ~1,000)
+    query_vectors: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -103,13 +110,40 @@ def window_data(
     return data, unknown
 
 
-def score(model: Recommender, table: ItemTable, cases: EvalCases) -> dict[str, float]:
-    """HR@10 / NDCG@10 of a model over cases, every item a candidate (seen ones excluded)."""
+def score(model: Recommender, items: torch.Tensor, cases: EvalCases) -> dict[str, float]:
+    """HR@10 / NDCG@10 of a model over cases, every item a candidate (seen ones excluded),
+    against the model's embeddings of every item (`items`, computed once per window)."""
     if not len(cases):
         return {"hr@10": float("nan"), "ndcg@10": float("nan"), "cases": 0}
-    ranks = rank_cases(model_scorer(model, table), cases, np.ones(len(table), bool))
+    ranks = rank_cases(embedding_scorer(model, items), cases, np.ones(len(items), bool))
     metrics = mean_metrics(metrics_from_ranks(ranks, (10,)))
     return {"hr@10": metrics["hr@10"], "ndcg@10": metrics["ndcg@10"], "cases": len(cases)}
+
+
+def sample_cases(cases: EvalCases, n: int, rng: np.random.Generator) -> EvalCases:
+    """At most `n` of the cases, drawn uniformly (kept in their order)."""
+    if len(cases) <= n:
+        return cases
+    keep = np.sort(rng.choice(len(cases), size=n, replace=False))
+    return EvalCases(
+        [cases.users[i] for i in keep],
+        [cases.inputs[i] for i in keep],
+        cases.targets[keep],
+        [cases.exclude[i] for i in keep],
+    )
+
+
+def query_vectors(
+    model: Recommender, items: torch.Tensor, cases: EvalCases, limit: int = QUERY_VECTORS
+) -> np.ndarray:
+    """(Q, d) float32 user vectors of the histories of at most `limit` of the cases
+    (a fixed uniform sample): real queries an index can be checked against."""
+    cases = sample_cases(cases, limit, np.random.default_rng(0))
+    if not len(cases):
+        return np.zeros((0, items.shape[1]), np.float32)
+    length = max(len(x) for x in cases.inputs)
+    users = user_vectors(model, items, right_align(cases.inputs, length))
+    return np.ascontiguousarray(users.float().cpu().numpy())
 
 
 def train_and_gate(
@@ -121,9 +155,27 @@ def train_and_gate(
     cancel: Callable[[], bool] | None = None,
 ) -> WindowResult:
     """Fine-tune a copy of the serving model on the window (on `opts.device`); promote it
-    if it holds up. The candidate comes back on the CPU, as the serving model is."""
+    if it holds up. The candidate comes back on the CPU, as the serving model is.
+
+    Each model embeds the catalog once: serving's embeddings score its prequential
+    `online` metric and its side of the gate; the candidate's its side of the gate and
+    come back as `item_vectors` (what its snapshot serves)."""
     n_input = serving.config.user.max_len  # what serving reads of a history
-    online = score(serving, table, data.cases((TRAIN, VALIDATE, GATE), GATE, n_input))
+    rng = np.random.default_rng(seed)
+    every = data.cases((TRAIN, VALIDATE, GATE), GATE, n_input)
+    # On a catalog past val_sample items, ranking every case of the window against all
+    # of them is most of the window's time (10,000 cases x 1M items): a uniform sample
+    # of the cases estimates the same metric.
+    large = len(table) > opts.val_sample
+    online_cases = sample_cases(every, opts.online_cases, rng) if large else every
+    clock = time.perf_counter()
+    serving_items = serving.item_embeddings(table)
+    seconds = {"serving_embeddings": time.perf_counter() - clock}
+    clock = time.perf_counter()
+    online = score(serving, serving_items, online_cases)
+    seconds["online"] = time.perf_counter() - clock
+    if len(online_cases) < len(every):
+        online["of_cases"] = len(every)
     train_seqs = list(
         group_by_user(data.users[data.phase <= TRAIN], data.rows[data.phase <= TRAIN]).values()
     )
@@ -137,19 +189,34 @@ def train_and_gate(
         return WindowResult("skipped", reason, online=online)
     candidate = copy.deepcopy(serving)
     config = TrainConfig(
-        lr=opts.lr, max_epochs=opts.max_epochs, loss=opts.loss, seed=seed, device=opts.device
+        lr=opts.lr,
+        max_epochs=opts.max_epochs,
+        loss=opts.loss,
+        seed=seed,
+        device=opts.device,
+        val_sample=opts.val_sample,
     )
     report = train_window(
         candidate, table, train_seqs, val_cases, np.ones(len(table), bool), config, cancel=cancel
     )
     candidate.eval()
-    new, old = score(candidate, table, gate_cases), score(serving, table, gate_cases)
+    clock = time.perf_counter()
+    candidate_items = candidate.item_embeddings(table)
+    seconds["candidate_embeddings"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    new = score(candidate, candidate_items, gate_cases)
+    old = score(serving, serving_items, gate_cases)
+    seconds["gate"] = time.perf_counter() - clock
+    del serving_items  # before the snapshot is written
     promoted = new["ndcg@10"] >= old["ndcg@10"] - opts.epsilon
     metrics = {
         "gate": {"candidate": new, "serving": old, "epsilon": opts.epsilon},
         "val_ndcg@10": report.best_val_ndcg,
+        "val_items": report.val_items,
         "epochs": report.epochs,
         "train_seconds": round(report.seconds, 2),
+        # where a window's time goes besides training (each catalog pass, each ranking)
+        "seconds": {k: round(v, 2) for k, v in seconds.items()},
     }
     verdict = ">=" if promoted else "<"
     reason = (
@@ -157,4 +224,13 @@ def train_and_gate(
         f"- {opts.epsilon} over {new['cases']} cases"
     )
     outcome = "promoted" if promoted else "rejected"
-    return WindowResult(outcome, reason, candidate, report, metrics, online)
+    return WindowResult(
+        outcome,
+        reason,
+        candidate,
+        report,
+        metrics,
+        online,
+        item_vectors=np.ascontiguousarray(candidate_items.float().cpu().numpy()),
+        query_vectors=query_vectors(candidate, candidate_items, gate_cases),
+    )

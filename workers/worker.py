@@ -585,6 +585,5 @@ def _range(stream_ids: list[str]) -> list[str]:
 
 
 def _table(store: FeatureStore, serving: Snapshot) -> ItemTable:
-    full = ItemTable.from_store(store)
-    used = serving.model.config.shapes
-    return ItemTable({m: full.features[m] for m in used}, {m: full.present[m] for m in used})
+    """The modalities the model reads, mapped from the store (no copy into RAM)."""
+    return ItemTable.from_store(store, serving.model.config.shapes)
