@@ -6,7 +6,10 @@ Measured in one run, on the same cores:
   - the service: GET /v1/users/{id}/recommendations for users with stored
     histories (Redis read + user encoder + FAISS + JSON), c=1 and c=8
   - the service at c=8 while 20 new snapshots are published and hot-swapped,
-    and its RSS across those swaps.
+    and its RSS across those swaps;
+  - the service again after ADDS run-time items were added through POST
+    /v1/items (the real text encoder now loaded in the API process), and again
+    after they were deleted: run-time adds must not cost serving.
 
 Run with `make bench` (pinned to 2 cores). Needs a bootstrap snapshot in
 XSMOE_SNAPSHOT_DIR (default var/snapshots); makes one if there is none.
@@ -43,6 +46,7 @@ log = logging.getLogger("bench.serve")
 DURATION_S = float(os.environ.get("BENCH_SECONDS", "10"))
 SESSIONS = 20_000
 SWAPS = int(os.environ.get("BENCH_SWAPS", "20"))
+ADDS = int(os.environ.get("BENCH_ADDS", "20"))
 
 
 def ensure_snapshot(root: Path) -> str:
@@ -121,6 +125,23 @@ def compute_floor(snapshot_dir: Path, seqs: list[list[str]]) -> tuple[float, flo
         retriever.recommend(history, 10)
         times.append((time.perf_counter() - t) * 1e3)
     return float(np.median(times)), float(np.percentile(times, 99))
+
+
+def add_items(base: str, n: int) -> list[float]:
+    """`n` new items with distinct texts, one POST each; the seconds each took."""
+    genres = ["Drama", "Comedy", "Sci-Fi", "Thriller", "Romance", "War", "Animation"]
+    seconds = []
+    with httpx.Client(base_url=base, timeout=300) as http:
+        for j in range(n):
+            text = (
+                f"Bench Premiere {j}: a story of city number {j * 7 + 3} "
+                f"({1990 + j % 30}). Genres: {genres[j % 7]} {genres[(j * 3 + 1) % 7]}"
+            )
+            t = time.perf_counter()
+            r = http.post("/v1/items", json={"item_id": f"bench-new-{j}", "text": text})
+            r.raise_for_status()
+            seconds.append(time.perf_counter() - t)
+    return seconds
 
 
 def publish_copy(root: Path, source: str, version: str) -> None:
@@ -209,6 +230,20 @@ def main() -> int:
                     results[("service", name, c)] = loadgen.run(api, calls, c, DURATION_S)
             cache = _cache_stats(api)
 
+            # Run-time items: added through the API (the text encoder loads in the API
+            # process), the same loads again; then deleted, and once more.
+            add_seconds = add_items(api, ADDS)
+            for c in (1, 8):
+                results[("service after adds", "sessions", c)] = loadgen.run(
+                    api, sessions, c, DURATION_S
+                )
+            with httpx.Client(base_url=api, timeout=30) as http:
+                for j in range(ADDS):
+                    http.delete(f"/v1/items/bench-new-{j}").raise_for_status()
+            results[("service after deletes", "sessions", 8)] = loadgen.run(
+                api, sessions, 8, DURATION_S
+            )
+
             # Hot swaps under load: a load run spanning SWAPS publications.
             pid = procs[0].pid
             publish_copy(root, base_version, "v900000")
@@ -264,6 +299,17 @@ def main() -> int:
         figures[f"{name}: req/s c=8 / bare c=8 (target >= 0.5)"] = (ratio, ratio >= 0.5)
         figures[f"{name}: p99 at c=8 (target <= 25 ms)"] = (s8.p99_ms, s8.p99_ms <= 25)
     steady = results[("service", "sessions", 8)]
+    bare8 = results[("bare", "sessions", 8)]
+    for phase in ("service after adds", "service after deletes"):
+        r8 = results[(phase, "sessions", 8)]
+        figures[f"{phase}: sessions p99 c=8 / before (target <= 1.5)"] = (
+            r8.p99_ms / steady.p99_ms,
+            r8.p99_ms <= 1.5 * steady.p99_ms,
+        )
+        figures[f"{phase}: sessions req/s c=8 / bare c=8 (target >= 0.5)"] = (
+            r8.rps / bare8.rps,
+            r8.rps >= 0.5 * bare8.rps,
+        )
     figures["errors during swaps (target 0)"] = (swapping.errors, swapping.errors == 0)
     figures["p99 during swaps / steady sessions p99 c=8 (target <= 3)"] = (
         swapping.p99_ms / steady.p99_ms,
@@ -280,6 +326,10 @@ def main() -> int:
         f"max {max(swap_seconds):.2f} s; RSS {rss_before:.0f} -> {rss_after:.0f} MB"
     )
     print("RSS after each swap (MB):", " ".join(f"{x:.0f}" for x in rss_trace))
+    print(
+        f"{ADDS} run-time adds through POST /v1/items: first {add_seconds[0]:.2f} s "
+        f"(loads the text encoder), then median {np.median(add_seconds[1:] or [0]) * 1e3:.1f} ms"
+    )
     out = Path("var/bench")
     out.mkdir(parents=True, exist_ok=True)
     report = {
@@ -290,6 +340,7 @@ def main() -> int:
         "rss_mb": [rss_before, rss_after],
         "rss_trace_mb": rss_trace,
         "user_vector_cache": cache,
+        "add_seconds": add_seconds,
     }
     (out / "serve.json").write_text(json.dumps(report, indent=2))
     shutil.rmtree(work, ignore_errors=True)

@@ -1,8 +1,9 @@
 """The searchable catalog of one serving state: snapshot items plus items added since.
 
 A `CatalogIndex` is immutable. Adding or deleting items returns a new one that
-shares the snapshot's (large) index and only rebuilds the small delta index of
-items added at run time, so searches in flight never see an index being mutated.
+shares the snapshot's (large) index and appends to the delta of items added at
+run time (model.delta_index: append-only, so an add costs O(items added), not
+O(items added so far)), so searches in flight never see an index being mutated.
 
 Rows: the snapshot's items keep their snapshot rows 0..N-1; added items get
 N, N+1, ... Deleted rows stay in place and are excluded from every search.
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import faiss
 import numpy as np
 
+from xsmoe.model.delta_index import DeltaIndex
 from xsmoe.model.index import build_index
 
 HNSW_NEIGHBOURS = 32
@@ -45,10 +47,7 @@ class CatalogIndex:
     main_rows: Mapping[str, int]
     main_vectors: np.ndarray  # (N, d) float32
     main_index: faiss.Index
-    added_ids: tuple[str, ...] = ()
-    added_rows: Mapping[str, int] = field(default_factory=dict)
-    added_vectors: np.ndarray | None = None
-    added_index: faiss.Index | None = None
+    added: DeltaIndex = field(default_factory=DeltaIndex)  # rows N, N+1, ...
     deleted: frozenset[int] = frozenset()
     ef_search: int = 64
 
@@ -73,7 +72,11 @@ class CatalogIndex:
 
     def __len__(self) -> int:
         """Items that can be recommended (deleted ones do not count)."""
-        return self.n_main + len(self.added_ids) - len(self.deleted)
+        return self.n_main + len(self.added) - len(self.deleted)
+
+    @property
+    def added_ids(self) -> Sequence[str]:
+        return self.added.ids
 
     @property
     def dim(self) -> int:
@@ -82,7 +85,8 @@ class CatalogIndex:
     def row_of(self, item_id: str) -> int | None:
         row = self.main_rows.get(item_id)
         if row is None:
-            row = self.added_rows.get(item_id)
+            pos = self.added.position(item_id)
+            row = None if pos is None else self.n_main + pos
         return row
 
     def __contains__(self, item_id: object) -> bool:
@@ -93,37 +97,24 @@ class CatalogIndex:
         return row is not None and row in self.deleted
 
     def item_id(self, row: int) -> str:
-        return self.main_ids[row] if row < self.n_main else self.added_ids[row - self.n_main]
+        return self.main_ids[row] if row < self.n_main else self.added.item_id(row - self.n_main)
 
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
         """(len(rows), d) embeddings of any rows, snapshot or added."""
         out = np.empty((len(rows), self.dim), np.float32)
+        added = self.added.rows()
         for i, row in enumerate(rows):
-            if row < self.n_main:
-                out[i] = self.main_vectors[row]
-            else:
-                assert self.added_vectors is not None
-                out[i] = self.added_vectors[row - self.n_main]
+            out[i] = self.main_vectors[row] if row < self.n_main else added[row - self.n_main]
         return out
 
     # -- copy-on-write changes -----------------------------------------------------
     def with_items(self, ids: Sequence[str], vectors: np.ndarray) -> CatalogIndex:
         """A catalog with `ids` added (ids already present are skipped)."""
-        fresh = [(i, v) for i, v in zip(ids, vectors, strict=True) if i not in self]
+        fresh = [n for n, i in enumerate(ids) if i not in self.main_rows]
         if not fresh:
             return self
-        new_ids = self.added_ids + tuple(i for i, _ in fresh)
-        new_vecs = np.stack([v for _, v in fresh]).astype(np.float32)
-        if self.added_vectors is not None:
-            new_vecs = np.concatenate([self.added_vectors, new_vecs])
-        labels = np.arange(self.n_main, self.n_main + len(new_ids), dtype=np.int64)
-        return replace(
-            self,
-            added_ids=new_ids,
-            added_rows={item_id: self.n_main + j for j, item_id in enumerate(new_ids)},
-            added_vectors=new_vecs,
-            added_index=build_index(new_vecs, labels),
-        )
+        added = self.added.with_items([ids[n] for n in fresh], np.asarray(vectors)[fresh])
+        return self if added is self.added else replace(self, added=added)
 
     def without(self, ids: Iterable[str]) -> CatalogIndex:
         rows = {r for r in (self.row_of(i) for i in ids) if r is not None}
@@ -137,10 +128,16 @@ class CatalogIndex:
         excluded = self.deleted.union(exclude_rows)
         q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         hits = self._search_one(self.main_index, q, k, excluded)
-        if self.added_index is not None:
-            hits += self._search_one(self.added_index, q, k, excluded)
+        if len(self.added):
+            hits += self._search_added(q, k, excluded)
             hits.sort(key=lambda h: -h.score)
         return hits[:k]
+
+    def _search_added(self, q: np.ndarray, k: int, excluded: frozenset[int]) -> list[Hit]:
+        n = self.n_main
+        skip = [r - n for r in excluded if n <= r < n + len(self.added)]
+        scores, positions = self.added.search(q[0], k, skip)
+        return [Hit(n + int(p), float(s)) for p, s in zip(positions, scores, strict=True)]
 
     def _search_one(
         self, index: faiss.Index, q: np.ndarray, k: int, excluded: frozenset[int]

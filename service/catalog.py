@@ -7,6 +7,7 @@ arrived while it was loading: no item is lost across a swap.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Container
 from dataclasses import dataclass
 
@@ -53,7 +54,8 @@ class RuntimeCatalog:
         return len(gone)
 
     def since(self, seq: int) -> list[CatalogOp]:
-        return [op for op in self._ops if op.seq > seq]
+        """The changes after `seq`, oldest first; O(log n + changes) on the loop."""
+        return self._ops[bisect.bisect_right(self._ops, seq, key=lambda op: op.seq) :]
 
     def _log(self, item_id: str, item: StoredItem | None) -> None:
         self.seq += 1

@@ -232,7 +232,7 @@ async def _create(
         else:  # written meanwhile by another request: decided against that one
             lost.append(n)
     if created:
-        runtime.serving.catalog_changed()
+        await runtime.serving.catalog_changed()
     current = runtime.serving.current or state
     views = await known_items(runtime, current, [inputs[n].item_id for n in created])
     for n, warnings in created.items():

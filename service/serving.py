@@ -2,7 +2,8 @@
 
 Every assignment to `current` happens on the event loop, so the three writers
 (snapshot swap, items added or deleted here, items synced from other replicas)
-never race; the slow part of a swap (load, validate, embed, warm up) runs in a
+never race; the slow part of a swap (load, validate, embed, warm up) and of a
+catalog change (embed the added items, append them to the index) runs in a
 thread off to the side and cannot disturb requests in flight.
 """
 
@@ -55,7 +56,8 @@ class Serving:
         self.user_vectors = UserVectors()
         self._popular: list[str] = []
         self._popular_from: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # one swap at a time
+        self._changing = asyncio.Lock()  # one catalog change at a time
         self.versions = Versions(store, root, settings, expected_features)
 
     async def state_at(self, version: str | None) -> ServingState | None:
@@ -90,11 +92,21 @@ class Serving:
             self._popular_from = (live, base)
         return self._popular
 
-    def catalog_changed(self) -> None:
-        """Bring the current state up to date with the run-time catalog (cheap, in-loop)."""
-        state = self.current
-        if state is not None:
-            self._set(state.with_changes(self.catalog.since(state.catalog_seq)))
+    async def catalog_changed(self) -> None:
+        """Bring the current state up to date with the run-time catalog. The work (the
+        item tower over added items, the index append) runs in a thread; only the
+        assignment happens on the loop, so requests are not held up by it."""
+        async with self._changing:  # one at a time: each builds on the one before
+            state = self.current
+            if state is not None:
+                self._set(await self._caught_up(state))
+
+    async def _caught_up(self, state: ServingState) -> ServingState:
+        """`state` with every change logged so far; returned on the loop with none left
+        over, so assigning it at once loses nothing (callers hold `_changing`)."""
+        while ops := self.catalog.since(state.catalog_seq):
+            state = await asyncio.to_thread(state.with_changes, ops)
+        return state
 
     async def load(self, version: str) -> ServingState:
         """Load, validate, warm up and swap to `version`; on failure keep the old one."""
@@ -112,12 +124,14 @@ class Serving:
                     self.catalog,
                     self.settings,
                     self.settings.warmup_queries,
+                    previous=state,
                 )
             except Exception as exc:  # any failure: keep serving what we have
                 self._refused(version, exc)
                 raise SwapFailed(f"snapshot {version} refused: {exc}") from exc
-            new = new.with_changes(self.catalog.since(new.catalog_seq))  # made while loading
-            self._set(new)
+            async with self._changing:  # changes made while loading, then the swap
+                new = await self._caught_up(new)
+                self._set(new)
             absorbed = self.catalog.absorb(new.retriever.catalog.main_rows)
             if absorbed:
                 log.info("%d run-time items now in %s: dropped from memory", absorbed, version)

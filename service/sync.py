@@ -49,7 +49,7 @@ class CatalogSync:
             catalog.add(item)
         for item_id in deleted:
             catalog.delete(item_id)
-        self.serving.catalog_changed()
+        await self.serving.catalog_changed()
         self.synced.set()
         log.info("catalog synced: %d run-time items, %d deleted", len(items), len(deleted))
         next_popular = 0.0
@@ -71,4 +71,4 @@ class CatalogSync:
                     if fetched is not None:
                         catalog.add(fetched)
             if changes:
-                self.serving.catalog_changed()
+                await self.serving.catalog_changed()

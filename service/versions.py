@@ -121,7 +121,8 @@ class Versions:
                 raise
             finally:
                 self._load.release()
-        state = state.with_changes(catalog.since(state.catalog_seq))
+        if ops := catalog.since(state.catalog_seq):  # embeds added items: off the loop
+            state = await asyncio.to_thread(state.with_changes, ops)
         self.loaded[version] = state
         self.loaded.move_to_end(version)
         while len(self.loaded) > self.keep:

@@ -244,7 +244,7 @@ async def delete_item(item_id: ItemIdPath, runtime: RuntimeDep, state: StateDep)
     if not await runtime.store.delete_item(item_id):
         raise NotFound(f"item {item_id!r} was already deleted")
     mirror.delete(item_id)
-    runtime.serving.catalog_changed()
+    await runtime.serving.catalog_changed()
     runtime.metrics.items.labels("delete").inc()
     current = runtime.serving.current or state
     return item_out(current, replace(before, deleted=True), mirror)
