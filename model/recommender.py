@@ -179,12 +179,15 @@ class Recommender(nn.Module):
         if self.config.content_only:
             weights = valid.unsqueeze(-1).to(histories.dtype)  # (B, T, 1)
             return (histories * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        device, dtype = placement(self)
+        histories, valid = histories.to(device=device, dtype=dtype), valid.to(device)
+        # only the last position is read: the eval-mode path that computes just that
         if not self.training:  # serving: no module walk twice per call
-            return self.user_states(histories, valid)[:, -1]
+            return self.user.last_state(histories, valid)
         self.eval()
-        states = self.user_states(histories, valid)
+        out = self.user.last_state(histories, valid)
         self.train()
-        return states[:, -1]
+        return out
 
     def user_embedding(self, history: torch.Tensor) -> torch.Tensor:
         """One user's history item embeddings (T, d), newest last -> (d,)."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 @dataclass(frozen=True)
@@ -67,3 +68,55 @@ class UserEncoder(nn.Module):
         mask = mask.repeat_interleave(self.config.n_heads, dim=0)  # (B*heads, T, T)
         out: torch.Tensor = self.norm(self.blocks(x, mask=mask))
         return out * valid.unsqueeze(-1)
+
+    @torch.inference_mode()
+    def last_state(self, items: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """(B, T, d) right-aligned item vectors + (B, T) mask -> (B, d): forward()'s last
+        position, computing only what it needs. Eval mode only (no dropout).
+
+        Serving reads one state per user, but forward() runs every query row through
+        every block. Here the blocks before the last run in full (their every position
+        is a key/value of the next block); the last block attends from the last row only,
+        and its feed-forward and the final LayerNorm see one row. Same parameters as
+        forward(), read from the nn.TransformerEncoderLayer modules.
+        """
+        if self.training:
+            raise RuntimeError("last_state is the eval-mode path; training uses forward()")
+        _, t, d = items.shape
+        if t > self.config.max_len:
+            items, valid = items[:, -self.config.max_len :], valid[:, -self.config.max_len :]
+            t = self.config.max_len
+        heads = self.config.n_heads
+        x = (items + self.positions.weight[self.config.max_len - t :]) * valid.unsqueeze(-1)
+        # the same rule as forward(): j <= i, and j real or j == i; True = may attend
+        eye = torch.eye(t, dtype=torch.bool, device=items.device)
+        causal = torch.ones(t, t, dtype=torch.bool, device=items.device).tril()
+        allowed = (causal & (valid.unsqueeze(1) | eye)).unsqueeze(1)  # (B, 1, T, T)
+        layers = list(self.blocks.layers)
+        for n, layer in enumerate(layers):
+            last = n == len(layers) - 1
+            attn = layer.self_attn
+            h = F.layer_norm(x, (d,), layer.norm1.weight, layer.norm1.bias, layer.norm1.eps)
+            w, bias = attn.in_proj_weight, attn.in_proj_bias
+            if last:  # query from the last row only; keys and values from every row
+                q = F.linear(h[:, -1:], w[:d], bias[:d])
+                kv = F.linear(h, w[d:], bias[d:])
+                k, v = kv.split(d, dim=-1)
+                mask = allowed[:, :, -1:]
+                x = x[:, -1:]
+            else:
+                q, k, v = F.linear(h, w, bias).split(d, dim=-1)
+                mask = allowed
+            q, k, v = (z.unflatten(-1, (heads, d // heads)).transpose(1, 2) for z in (q, k, v))
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, Tq, hd)
+            a = a.transpose(1, 2).flatten(2)
+            x = x + F.linear(a, attn.out_proj.weight, attn.out_proj.bias)
+            h = F.layer_norm(x, (d,), layer.norm2.weight, layer.norm2.bias, layer.norm2.eps)
+            h = F.linear(
+                F.gelu(F.linear(h, layer.linear1.weight, layer.linear1.bias)),
+                layer.linear2.weight,
+                layer.linear2.bias,
+            )
+            x = x + h
+        out = F.layer_norm(x[:, -1], (d,), self.norm.weight, self.norm.bias, self.norm.eps)
+        return out * valid[:, -1:]
