@@ -82,15 +82,16 @@ class UserEncoder(nn.Module):
         """
         if self.training:
             raise RuntimeError("last_state is the eval-mode path; training uses forward()")
-        _, t, d = items.shape
+        t, d = items.shape[1], self.config.dim  # d a constant: ONNX export needs it static
         if t > self.config.max_len:
             items, valid = items[:, -self.config.max_len :], valid[:, -self.config.max_len :]
             t = self.config.max_len
         heads = self.config.n_heads
         x = (items + self.positions.weight[self.config.max_len - t :]) * valid.unsqueeze(-1)
         # the same rule as forward(): j <= i, and j real or j == i; True = may attend
-        eye = torch.eye(t, dtype=torch.bool, device=items.device)
-        causal = torch.ones(t, t, dtype=torch.bool, device=items.device).tril()
+        # from arange, not eye/tril: ONNX Runtime has no boolean EyeLike
+        pos = torch.arange(t, device=items.device)
+        eye, causal = pos[:, None] == pos, pos[:, None] >= pos
         allowed = (causal & (valid.unsqueeze(1) | eye)).unsqueeze(1)  # (B, 1, T, T)
         layers = list(self.blocks.layers)
         for n, layer in enumerate(layers):
