@@ -19,6 +19,7 @@ distinct histories drawn from the catalog.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import logging
 import sys
@@ -32,6 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
 from xsmoe.common.settings import Settings
+from xsmoe.model.retrieval import Retriever
 from xsmoe.model.user_encoder import UserEncoder, UserEncoderConfig
 
 log = logging.getLogger("bench.encoder")
@@ -107,7 +109,7 @@ def encoder_table(calls: int) -> None:
     default_threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, default threads {default_threads}, d={config.dim}, "
           f"{config.n_blocks} blocks, {config.n_heads} heads, T={config.max_len}")  # fmt: skip
-    print("| batch | variant | threads | median ms | p99 ms | median vs (a) default | max abs diff |")
+    print("| batch | variant | threads | median ms | p99 ms | median vs (a) default | max diff |")
     print("|---|---|---|---|---|---|---|")
     for batch in (1, 8, 64):
         gen = torch.Generator().manual_seed(batch)
@@ -123,7 +125,7 @@ def encoder_table(calls: int) -> None:
             reference = fns["full"](items, valid)
             for name, fn in fns.items():
                 diff = (fn(items, valid) - reference).abs().max().item()
-                ms = timed(lambda fn=fn: fn(items, valid), calls)  # type: ignore[misc]
+                ms = timed(functools.partial(fn, items, valid), calls)
                 med = float(np.median(ms))
                 floor = med if floor is None else floor
                 print(
@@ -136,7 +138,6 @@ def encoder_table(calls: int) -> None:
 def serving_path(calls: int, root: Path) -> None:
     import faiss
 
-    from xsmoe.model.retrieval import Retriever
     from xsmoe.model.snapshot import current_version, load_snapshot
 
     version = current_version(root)
@@ -160,34 +161,37 @@ def serving_path(calls: int, root: Path) -> None:
              for _ in range(batch)]
             for _ in range(calls)
         ]  # fmt: skip
-        it = iter(range(10**9))
+        serving_batch(retriever, histories, batch, calls)
 
-        def vectors() -> np.ndarray:
-            return retriever.user_vectors(histories[next(it) % calls])
 
-        vecs = retriever.user_vectors(histories[0])
+def serving_batch(
+    retriever: Retriever, histories: list[list[list[int]]], batch: int, calls: int
+) -> None:
+    it = iter(range(10**9))
 
-        def search() -> None:
-            for b, v in enumerate(vecs):
-                retriever.catalog.search(v, 10, histories[0][b])
+    def vectors() -> np.ndarray:
+        return retriever.user_vectors(histories[next(it) % calls])
 
-        def both() -> None:
-            h = histories[next(it) % calls]
-            for b, v in enumerate(retriever.user_vectors(h)):
-                retriever.catalog.search(v, 10, h[b])
+    vecs = retriever.user_vectors(histories[0])
 
-        def rows() -> None:
-            for h in histories[next(it) % calls]:
-                retriever.catalog.vectors(h)
+    def search() -> None:
+        for b, v in enumerate(vecs):
+            retriever.catalog.search(v, 10, histories[0][b])
 
-        for name, fn in (("catalog.vectors (rows)", rows), ("user_vectors", vectors),
-                         ("search x batch", search), ("user_vectors + search", both)):  # fmt: skip
-            ms = timed(fn, calls)
-            med = float(np.median(ms))
-            print(
-                f"| {batch} | {name} | {med:.3f} | {np.percentile(ms, 99):.3f} | "
-                f"{med / batch:.3f} |"
-            )
+    def both() -> None:
+        h = histories[next(it) % calls]
+        for b, v in enumerate(retriever.user_vectors(h)):
+            retriever.catalog.search(v, 10, h[b])
+
+    def rows() -> None:
+        for h in histories[next(it) % calls]:
+            retriever.catalog.vectors(h)
+
+    for name, fn in (("catalog.vectors (rows)", rows), ("user_vectors", vectors),
+                     ("search x batch", search), ("user_vectors + search", both)):  # fmt: skip
+        ms = timed(fn, calls)
+        med = float(np.median(ms))
+        print(f"| {batch} | {name} | {med:.3f} | {np.percentile(ms, 99):.3f} | {med / batch:.3f} |")
 
 
 def main() -> None:
