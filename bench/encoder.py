@@ -14,6 +14,10 @@ exists): Retriever.user_vectors, CatalogIndex.search and the two together, over
 distinct histories drawn from the catalog.
 
     python bench/encoder.py [--calls N] [--snapshots DIR]
+
+With --serve-workers 1 2: `xsmoe serve --workers N` over the bootstrap snapshot,
+POST /v1/recommendations for distinct sessions (random ML-100k items, 10-30 long)
+at c=1 and c=8, each against a bare async FastAPI endpoint measured in the same run.
 """
 
 from __future__ import annotations
@@ -194,12 +198,97 @@ def serving_batch(
         print(f"| {batch} | {name} | {med:.3f} | {np.percentile(ms, 99):.3f} | {med / batch:.3f} |")
 
 
+def serve_workers(counts: list[int], root: Path, seconds: float) -> None:
+    import shutil
+    import subprocess
+    import tempfile
+
+    from bench import _loadgen as loadgen
+    from bench.serve import start
+    from xsmoe.model.snapshot import current_version, set_current
+    from xsmoe.redis_server import EmbeddedRedis, free_port
+
+    version = current_version(root)
+    if version is None:
+        print(f"no snapshot in {root}: serve not measured")
+        return
+    work = Path(tempfile.mkdtemp(prefix="xsmoe-bench-enc-"))
+    (work / "snapshots").mkdir()
+    shutil.copytree(root / version, work / "snapshots" / version)
+    set_current(work / "snapshots", version)
+    ids = json_ids(root / version)
+    rng = np.random.default_rng(0)
+    sessions = [
+        loadgen.Call(
+            "POST",
+            "/v1/recommendations",
+            {
+                "item_ids": [ids[j] for j in rng.integers(0, len(ids), rng.integers(10, 31))],
+                "k": 10,
+            },
+        )  # fmt: skip
+        for _ in range(20_000)
+    ]
+    print(f"\nxsmoe serve --workers N, generator {loadgen.generator()}, {seconds:g} s a phase, "
+          f"{len(sessions):,} distinct sessions")  # fmt: skip
+    print("| workers | c | req/s | p50 ms | p99 ms | errors | bare req/s | vs bare |")
+    print("|---|---|---|---|---|---|---|---|")
+    procs: list[subprocess.Popen[bytes]] = []
+    with EmbeddedRedis(work / "redis", persist=False) as server:
+        bare_port = free_port()
+        bare = f"http://127.0.0.1:{bare_port}"
+        bare_cmd = [sys.executable, str(Path(__file__).with_name("_bare_app.py")), str(bare_port)]
+        here = {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        procs.append(start(bare_cmd, here, f"{bare}/docs", work / "bare.log"))
+        try:
+            for n in counts:
+                port = free_port()
+                api = f"http://127.0.0.1:{port}"
+                env = {
+                    "XSMOE_REDIS_URL": server.url,
+                    "XSMOE_REDIS_PREFIX": f"bench{n}",
+                    "XSMOE_SNAPSHOT_DIR": str(work / "snapshots"),
+                    "XSMOE_LOG_LEVEL": "WARNING",
+                }
+                cmd = [sys.executable, "-m", "xsmoe", "serve", "--port", str(port)]
+                proc = start([*cmd, "--workers", str(n)], env, f"{api}/readyz", work / "s.log")
+                try:
+                    loadgen.run(api, sessions, 8, 3)  # every process warm
+                    loadgen.run(bare, sessions, 8, 2)
+                    for c in (1, 8):
+                        b = loadgen.run(bare, sessions, c, seconds)
+                        r = loadgen.run(api, sessions, c, seconds)
+                        print(
+                            f"| {n} | {c} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
+                            f"{r.errors} | {b.rps:,.0f} | {r.rps / b.rps:.2f}x |"
+                        )
+                finally:
+                    proc.terminate()
+                    proc.wait(30)
+        finally:
+            for p in procs:
+                p.terminate()
+                p.wait(30)
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def json_ids(snapshot: Path) -> list[str]:
+    from xsmoe.model.snapshot import load_snapshot
+
+    return list(load_snapshot(snapshot).item_ids)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--snapshots", type=Path, default=Settings().snapshots)
+    parser.add_argument("--serve-workers", type=int, nargs="*", help="measure serve --workers")
+    parser.add_argument("--seconds", type=float, default=8.0, help="per serve phase")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.serve_workers:
+        serve_workers(args.serve_workers, args.snapshots, args.seconds)
+        return
     encoder_table(args.calls)
     serving_path(min(args.calls, 1000), args.snapshots)
 
