@@ -226,7 +226,7 @@ def serve_workers(counts: list[int], root: Path, seconds: float) -> None:
                 "item_ids": [ids[j] for j in rng.integers(0, len(ids), rng.integers(10, 31))],
                 "k": 10,
             },
-        )  # fmt: skip
+        )
         for _ in range(20_000)
     ]
     print(f"\nxsmoe serve --workers N, generator {loadgen.generator()}, {seconds:g} s a phase, "
