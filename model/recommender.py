@@ -15,7 +15,7 @@ from torch import nn
 
 from xsmoe.model.device import placement
 from xsmoe.model.item_tower import ContentTower, IdTower, ItemInputs, ItemTable
-from xsmoe.model.user_encoder import UserEncoder, UserEncoderConfig
+from xsmoe.model.user_encoder import UserEncoder, UserEncoderConfig, serving_state
 
 
 @dataclass(frozen=True)
@@ -183,6 +183,8 @@ class Recommender(nn.Module):
         histories, valid = histories.to(device=device, dtype=dtype), valid.to(device)
         # only the last position is read: the eval-mode path that computes just that
         if not self.training:  # serving: no module walk twice per call
+            if histories.shape[1] <= self.config.user.max_len:  # what the trace handles
+                return serving_state(self.user)(histories, valid)
             return self.user.last_state(histories, valid)
         self.eval()
         out = self.user.last_state(histories, valid)

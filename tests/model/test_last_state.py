@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xsmoe.model.user_encoder import UserEncoder, UserEncoderConfig
+from xsmoe.model.user_encoder import UserEncoder, UserEncoderConfig, serving_state
 
 
 def _histories(batch: int, t: int, dim: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -54,3 +54,32 @@ def test_last_state_refuses_training_mode() -> None:
     items, valid = torch.zeros(1, 3, 128), torch.ones(1, 3, dtype=torch.bool)
     with pytest.raises(RuntimeError, match="eval-mode"):
         enc.last_state(items, valid)
+
+
+@pytest.mark.parametrize("batch", [1, 64])
+def test_the_traced_serving_path_equals_the_full_path(batch: int) -> None:
+    torch.manual_seed(0)
+    config = UserEncoderConfig()
+    enc = UserEncoder(config).eval()
+    fn = serving_state(enc)
+    assert isinstance(fn, torch.jit.ScriptModule)  # traced, not the eager fallback
+    assert serving_state(enc) is fn  # once per encoder
+    gen = torch.Generator().manual_seed(3)
+    for t in range(1, config.max_len + 1):  # other shapes than the one traced
+        items, valid = _histories(batch, t, config.dim, gen)
+        with torch.no_grad():
+            full = enc(items, valid)[:, -1]
+        with torch.inference_mode():
+            torch.testing.assert_close(fn(items, valid), full, atol=1e-5, rtol=1e-5)
+
+
+def test_the_trace_follows_in_place_weight_updates() -> None:
+    torch.manual_seed(0)
+    enc = UserEncoder(UserEncoderConfig()).eval()
+    fn = serving_state(enc)
+    items, valid = _histories(4, 10, 128, torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        enc.norm.bias.add_(1.0)  # what an optimizer step does to a shared tensor
+        expected = enc(items, valid)[:, -1]
+    with torch.inference_mode():
+        torch.testing.assert_close(fn(items, valid), expected, atol=1e-5, rtol=1e-5)
