@@ -5,7 +5,7 @@ histories of length 10 (some right-padded rows), batches of 1, 8 and 64:
 
   (a) full     forward() over every position, last row read (the path before)
   (b) last     UserEncoder.last_state: the last block queries one row only
-  (c) jit      torch.jit.trace of (b), if it traces
+  (c) jit      torch.jit.trace of (b) as serving runs it (model.user_encoder.serving_state)
   (d) onnx     ONNX Runtime on (b) exported, if onnxruntime is installed
   each with torch threads = 1 and the default; ratios are against (a) at the default.
 
@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from xsmoe.common.settings import Settings
 from xsmoe.model.retrieval import Retriever
-from xsmoe.model.user_encoder import UserEncoder, UserEncoderConfig
+from xsmoe.model.user_encoder import UserEncoder, UserEncoderConfig, serving_state
 
 log = logging.getLogger("bench.encoder")
 Fn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -70,18 +70,16 @@ def variants(enc: UserEncoder, items: torch.Tensor, valid: torch.Tensor) -> dict
             return enc(x, v)[:, -1]
 
     out: dict[str, Fn] = {"full": full, "last": enc.last_state}
-    try:
-        with torch.no_grad():
-            traced = torch.jit.trace(_Last(enc).eval(), (items, valid), check_trace=False)
-        traced = torch.jit.freeze(traced.eval())
+    traced = serving_state(enc)  # what serving runs: the trace, or last_state if it failed
+    if isinstance(traced, torch.jit.ScriptModule):
 
         def jit(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
             with torch.inference_mode():
-                return traced(x, v)  # type: ignore[no-any-return]
+                return traced(x, v)
 
         out["jit"] = jit
-    except Exception as exc:  # measured if it works, reported if not
-        log.warning("torch.jit.trace failed: %s", str(exc).splitlines()[0])
+    else:
+        log.warning("torch.jit.trace failed: serving runs last_state")
     try:
         import onnxruntime as ort
 
