@@ -15,7 +15,7 @@ from torch import nn
 
 from xsmoe.model.device import placement
 from xsmoe.model.item_tower import ContentTower, IdTower, ItemInputs, ItemTable
-from xsmoe.model.user_encoder import UserEncoder, UserEncoderConfig
+from xsmoe.model.user_encoder import UserEncoder, UserEncoderConfig, serving_state
 
 
 @dataclass(frozen=True)
@@ -179,12 +179,17 @@ class Recommender(nn.Module):
         if self.config.content_only:
             weights = valid.unsqueeze(-1).to(histories.dtype)  # (B, T, 1)
             return (histories * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        device, dtype = placement(self)
+        histories, valid = histories.to(device=device, dtype=dtype), valid.to(device)
+        # only the last position is read: the eval-mode path that computes just that
         if not self.training:  # serving: no module walk twice per call
-            return self.user_states(histories, valid)[:, -1]
+            if histories.shape[1] <= self.config.user.max_len:  # what the trace handles
+                return serving_state(self.user)(histories, valid)
+            return self.user.last_state(histories, valid)
         self.eval()
-        states = self.user_states(histories, valid)
+        out = self.user.last_state(histories, valid)
         self.train()
-        return states[:, -1]
+        return out
 
     def user_embedding(self, history: torch.Tensor) -> torch.Tensor:
         """One user's history item embeddings (T, d), newest last -> (d,)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from typing import Any
 
 import uvicorn
@@ -151,3 +152,23 @@ def server_config(
         timeout_keep_alive=api.keep_alive_seconds,
         timeout_graceful_shutdown=5,
     )
+
+
+class ProcessHeader:
+    """Names the answering process (`x-xsmoe-pid`) when several share a port: /metrics and
+    the dashboard are per process, so a reader needs to know which one answered."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.header = (b"x-xsmoe-pid", str(os.getpid()).encode())
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)  # type: ignore[no-any-return]
+
+        async def send_with_pid(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), self.header]}
+            await send(message)
+
+        return await self.app(scope, receive, send_with_pid)  # type: ignore[no-any-return]

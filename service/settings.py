@@ -46,6 +46,13 @@ class ApiSettings(BaseModel):
     body_timeout_seconds: float = Field(
         10.0, gt=0, description="longest wait for the next piece of a request body (408 after)"
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="API processes sharing the port (`xsmoe serve --workers`); each loads "
+        "and swaps the snapshot itself and keeps its own /metrics",
+    )
     keep_alive_seconds: int = Field(
         5, ge=1, description="an idle keep-alive connection is closed after this"
     )
