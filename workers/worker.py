@@ -293,7 +293,9 @@ class Worker:
         stream_ids: list[str],
     ) -> str:
         assert result.candidate is not None and result.report is not None
-        embeddings = result.candidate.item_embeddings(table).numpy()
+        embeddings = result.item_vectors  # the gate's pass over the catalog, reused
+        if embeddings is None:
+            embeddings = result.candidate.item_embeddings(table).numpy()
         manifest = serving.manifest
         path = save_snapshot(
             self.root,
