@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 EXACT = "flat"
 IVF = "ivf_flat"
 TRAIN_PER_LIST = 64  # k-means sample per list: FAISS warns below 39, gains little above
-QUERY_BATCH = 256  # exact top-k of the queries, this many at a time: bounded memory
 
 
 class RecallTooLow(SnapshotError):
@@ -71,15 +70,15 @@ class IndexReport:
 
 
 def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """(Q, k) rows of the k largest inner products per query (brute force, batched)."""
+    """(Q, k) rows of the k largest inner products per query: FAISS's blocked brute
+    force, whose memory is a block of scores, not (Q, N)."""
     k = min(k, len(vectors))
-    out = np.empty((len(queries), k), np.int64)
-    for lo in range(0, len(queries), QUERY_BATCH):
-        scores = queries[lo : lo + QUERY_BATCH] @ vectors.T
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1)
-        out[lo : lo + QUERY_BATCH] = np.take_along_axis(part, order, axis=1)
-    return out
+    if not len(queries) or k == 0:
+        return np.zeros((len(queries), k), np.int64)
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    _, rows = faiss.knn(q, x, k, metric=faiss.METRIC_INNER_PRODUCT)
+    return np.asarray(rows, np.int64)
 
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:

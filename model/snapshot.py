@@ -138,6 +138,10 @@ def save_snapshot(
     config = model.current_config()
     vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
     query_source = "users"
+    if queries is not None and len(queries) and queries.shape[1:] != vectors.shape[1:]:
+        raise SnapshotError(
+            f"queries of shape {list(queries.shape)} for {list(vectors.shape)} items"
+        )
     if queries is None or not len(queries):
         query_source = "items"
         picked = np.random.default_rng(0).choice(len(vectors), min(len(vectors), QUERIES))

@@ -265,6 +265,10 @@ class ModelInfo(BaseModel):
     )
     items_indexed: int
     items_added_since: int = Field(description="run-time items indexed beside the snapshot")
+    index: dict[str, Any] = Field(
+        description="the snapshot's serving index as its writer built and measured it: kind "
+        "(flat: exact; ivf_flat), params, recall@10 against exact search, queries, bytes"
+    )
     loaded_at: float
     swaps: int
     refused: dict[str, str] = Field(description="versions this process refused, and why")

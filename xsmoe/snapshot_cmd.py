@@ -23,8 +23,20 @@ from xsmoe.endpoints import endpoints_file, read_endpoints
 if TYPE_CHECKING:
     from xsmoe.common.snapshot_store import SnapshotStore
 
-COLUMNS = ("", "version", "parent", "created", "gate", "experts", "gate NDCG@10", "val NDCG@10")
-NUMERIC = {"gate NDCG@10", "val NDCG@10"}
+COLUMNS = (
+    "",
+    "version",
+    "parent",
+    "created",
+    "gate",
+    "experts",
+    "items",
+    "index",
+    "recall@10",
+    "gate NDCG@10",
+    "val NDCG@10",
+)
+NUMERIC = {"items", "recall@10", "gate NDCG@10", "val NDCG@10"}
 
 
 def redis_url(text: str) -> str:
@@ -89,6 +101,13 @@ def _experts(experts: dict[str, Any]) -> str:
     return " ".join(f"{m}:{','.join(map(str, n))}" for m, n in experts.items()) or "-"
 
 
+def _index(index: dict[str, Any]) -> str:
+    params = index.get("params") or {}
+    if index.get("kind") == "ivf_flat":
+        return f"ivf {params.get('nprobe')}/{params.get('nlist')}"
+    return "exact"
+
+
 def _metric(value: Any) -> str:
     return "-" if value is None else f"{float(value):.4f}"
 
@@ -103,6 +122,9 @@ def _row(version: str, m: dict[str, Any], current: str | None) -> tuple[str, ...
         created,
         m.get("gate", {}).get("outcome", "-"),
         _experts(m.get("experts", {})),
+        f"{int(m.get('items', 0)):,}",
+        _index(m.get("index") or {"kind": "flat"}),
+        _metric((m.get("index") or {}).get("recall@10")),
         _metric(metrics.get("gate", {}).get("candidate", {}).get("ndcg@10")),
         _metric(metrics.get("val_ndcg@10")),
     )

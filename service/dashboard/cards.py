@@ -137,7 +137,16 @@ def _answers(d: DashboardData) -> Card:
 
 def _items(d: DashboardData) -> Card:
     swaps = f"{d.swaps} swap{'' if d.swaps == 1 else 's'} by this replica"
-    return "items indexed", f"{d.items_indexed:,}", swaps
+    index = d.manifest.get("index") or {"kind": "flat"}
+    if index.get("kind") == "ivf_flat":
+        params = index.get("params", {})
+        how = escape(
+            f"IVF, {params.get('nprobe')} of {params.get('nlist')} lists probed, "
+            f"recall@10 {index.get('recall@10')}"
+        )
+    else:
+        how = "exact search"
+    return "items indexed", f"{d.items_indexed:,}", f"{how} · {swaps}"
 
 
 def cards(d: DashboardData) -> str:

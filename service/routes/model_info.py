@@ -50,6 +50,7 @@ async def get_model(runtime: RuntimeDep, state: StateDep) -> ModelInfo:
         online=online,
         items_indexed=len(catalog),
         items_added_since=len(catalog.added_ids),
+        index=manifest.get("index") or {"kind": "flat", "params": {}},
         loaded_at=state.loaded_at,
         swaps=runtime.serving.swaps,
         refused=runtime.serving.refusals(),

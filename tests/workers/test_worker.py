@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -163,12 +164,31 @@ def test_a_content_only_first_snapshot_is_trained_by_the_first_window(
 def test_a_candidate_whose_index_misses_the_recall_target_is_not_published(
     settings: ServiceSettings,
 ) -> None:
-    from tests.deployment import publish_snapshot
+    from tests.deployment import DATASET, publish_snapshot
     from xsmoe.common.settings import IndexSettings
+    from xsmoe.model.feature_build import CatalogEncoder
+    from xsmoe.model.features import FeatureStore, ModalityRows
 
     root = settings.snapshots
-    # 640 items in an IVF of 10 lists, allowed 1 probe: recall@10 cannot reach 1.0
-    serving = publish_snapshot(root, settings, item_ids=[f"m{i}" for i in range(640)])
+    # 2,000 items of random features (spread embeddings) in an IVF of 31 lists, allowed
+    # 1 probe: recall@10 cannot reach 1.0
+    specs = CatalogEncoder(
+        settings.text.to_config(), settings.image.to_config(), cache_dir=settings.cache_dir
+    ).specs()
+    store = FeatureStore.open_or_create(settings.features_dir(DATASET), specs)
+    ids = [f"m{i}" for i in range(2000) if f"m{i}" not in store]
+    rng = np.random.default_rng(0)
+    store.append(
+        ids,
+        {
+            m: ModalityRows(
+                rng.standard_normal((len(ids), spec.n_layers, spec.hidden)).astype(np.float32),
+                np.ones(len(ids), bool),
+            )
+            for m, spec in specs.items()
+        },
+    )
+    serving = publish_snapshot(root, settings, item_ids=[f"m{i}" for i in range(2000)])
     strict = IndexSettings(exact_max_items=0, min_recall=1.0, max_nprobe=1)
     opts = worker_settings_for(settings, window_events=240, epsilon=1.0)
     worker = Worker(opts.model_copy(update={"index": strict}))
@@ -176,7 +196,12 @@ def test_a_candidate_whose_index_misses_the_recall_target_is_not_published(
     thread.start()
     try:
         with TestClient(create_app(settings)) as client:
-            r = client.post("/v1/feedback", json={"events": planted_events(24, 10)}, headers=W)
+            # histories spread over the catalog: queries that no single list answers
+            events = [
+                {"event_id": f"e{n}", "user_id": f"u{n // 10}", "item_id": f"m{int(i)}"}
+                for n, i in enumerate(rng.integers(0, 2000, 240))
+            ]
+            r = client.post("/v1/feedback", json={"events": events}, headers=W)
             assert r.status_code == 202
             wait_for(lambda: ledger.finished(root) == 0)
     finally:

@@ -134,6 +134,7 @@ class ModelInfo(Model):
     online: dict[str, dict[str, float]] = {}
     items_indexed: int
     items_added_since: int = 0
+    index: dict[str, Any] = {}
     loaded_at: float | None = None
     swaps: int = 0
     refused: dict[str, str] = {}
