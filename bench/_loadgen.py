@@ -1,6 +1,11 @@
 """HTTP load generation: wrk (Debian's) when installed, else an async httpx loop.
 
 Both report the same figures: requests/s, latency percentiles, errors.
+
+Requests are distinct across runs too: each run on a list of calls starts where
+the previous run on that list stopped, and concurrent connections interleave
+(no two send the same call), so a later phase never replays what an earlier one
+sent (a replay would measure the service's caches) until the list wraps.
 """
 
 from __future__ import annotations
@@ -45,11 +50,20 @@ def generator() -> str:
     return "wrk" if shutil.which("wrk") else "httpx"
 
 
+# id(calls) -> (calls, where the next run starts); the list is kept so its id stays its own
+_NEXT: dict[int, tuple[list[Call], int]] = {}
+
+
 def run(base_url: str, calls: list[Call], concurrency: int, seconds: float) -> LoadResult:
-    """Send `calls` round-robin at a fixed concurrency for `seconds`."""
+    """Send `calls` in order, from where the last run on them stopped, at a fixed
+    concurrency for `seconds`."""
+    start = _NEXT.get(id(calls), (calls, 0))[1]
     if generator() == "wrk":
-        return _wrk(base_url, calls, concurrency, seconds)
-    return asyncio.run(_httpx(base_url, calls, concurrency, seconds))
+        result = _wrk(base_url, calls, concurrency, seconds, start)
+    else:
+        result = asyncio.run(_httpx(base_url, calls, concurrency, seconds, start))
+    _NEXT[id(calls)] = (calls, (start + result.requests) % max(len(calls), 1))
+    return result
 
 
 def _ms(text: str) -> float:
@@ -63,28 +77,39 @@ def _lua_string(text: str) -> str:
     return "[==[" + text + "]==]"
 
 
-def _wrk(base_url: str, calls: list[Call], concurrency: int, seconds: float) -> LoadResult:
-    entries = ",\n".join(
-        f"{{{_lua_string(c.method)}, {_lua_string(c.path)}, "
-        f"{_lua_string(json.dumps(c.body)) if c.body is not None else 'nil'}}}"
-        for c in calls
+def _wrk(
+    base_url: str, calls: list[Call], concurrency: int, seconds: float, start: int
+) -> LoadResult:
+    threads = min(concurrency, 2)
+    # The calls are read from a file, one per line: a Lua chunk holds at most 65,536
+    # constants, so a table written into the script breaks silently past ~20,000 calls.
+    lines = "".join(
+        f"{c.method}\t{c.path}\t{json.dumps(c.body) if c.body is not None else ''}\n" for c in calls
     )
-    script = f"""
-local calls = {{
-{entries}
-}}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "calls.tsv"
+        data.write_text(lines)
+        script = f"""
+local calls = {{}}
+for line in io.lines({_lua_string(str(data))}) do
+  local method, path, body = line:match("^([^\t]*)\t([^\t]*)\t(.*)$")
+  calls[#calls + 1] = {{method, path, body ~= "" and body or nil}}
+end
 local headers = {{["Content-Type"] = "application/json"}}
-local n = math.random(#calls)
-request = function()
-  n = (n % #calls) + 1
-  local c = calls[n]
+local threads, made = {threads}, 0
+setup = function(thread)  -- runs once per thread, in the main state
+  thread:set("tid", made)
+  made = made + 1
+end
+local n = nil
+request = function()  -- thread t sends calls start + t, start + t + threads, ...
+  n = n and n + threads or {start} + tid
+  local c = calls[(n % #calls) + 1]
   return wrk.format(c[1], c[2], headers, c[3])
 end
 """
-    with tempfile.TemporaryDirectory() as tmp:
         lua = Path(tmp) / "calls.lua"
         lua.write_text(script)
-        threads = min(concurrency, 2)
         cmd = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds:g}s", "--latency"]
         out = subprocess.run(
             [*cmd, "-s", str(lua), base_url], capture_output=True, text=True, check=True
@@ -101,7 +126,9 @@ end
     return LoadResult("wrk", concurrency, seconds, requests, errors, rps, p50, p99)
 
 
-async def _httpx(base_url: str, calls: list[Call], concurrency: int, seconds: float) -> LoadResult:
+async def _httpx(
+    base_url: str, calls: list[Call], concurrency: int, seconds: float, start: int
+) -> LoadResult:
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -124,7 +151,7 @@ async def _httpx(base_url: str, calls: list[Call], concurrency: int, seconds: fl
                 errors += not ok
 
         began = time.perf_counter()
-        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        await asyncio.gather(*(worker(start + i) for i in range(concurrency)))
         elapsed = time.perf_counter() - began
     lat = np.asarray(latencies)
     return LoadResult(

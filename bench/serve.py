@@ -44,7 +44,7 @@ from xsmoe.redis_server import EmbeddedRedis, free_port
 
 log = logging.getLogger("bench.serve")
 DURATION_S = float(os.environ.get("BENCH_SECONDS", "10"))
-SESSIONS = 20_000
+SESSIONS = 100_000  # more than every phase together sends: none is replayed
 SWAPS = int(os.environ.get("BENCH_SWAPS", "20"))
 ADDS = int(os.environ.get("BENCH_ADDS", "20"))
 
@@ -103,6 +103,23 @@ def seed_histories(base: str, histories: dict[str, list[str]]) -> None:
                 for n, i in enumerate(items)
             ]
             http.post("/v1/feedback", json={"events": events}).raise_for_status()
+
+
+def real_sessions(
+    histories: dict[str, list[str]], n: int, rng: np.random.Generator
+) -> list[list[str]]:
+    """`n` distinct sessions cut from real MovieLens histories (in time order): 10 to
+    30 consecutive items of one user, from a random start, shuffled across users."""
+    out: set[tuple[str, ...]] = set()
+    users = [h for h in histories.values() if len(h) >= 10]
+    while len(out) < n:
+        h = users[int(rng.integers(len(users)))]
+        length = int(rng.integers(10, min(30, len(h)) + 1))
+        start = int(rng.integers(0, len(h) - length + 1))
+        out.add(tuple(h[start : start + length]))
+    sessions = [list(s) for s in sorted(out)]
+    rng.shuffle(sessions)  # type: ignore[arg-type]
+    return sessions
 
 
 def compute_floor(snapshot_dir: Path, seqs: list[list[str]]) -> tuple[float, float]:
@@ -176,17 +193,12 @@ def main() -> int:
 
     dataset = load_movielens_100k()
     inter = dataset.interactions
-    histories: dict[str, list[str]] = {}
+    full: dict[str, list[str]] = {}
     for u, i in zip(inter.user_ids, inter.item_ids, strict=True):
-        histories.setdefault(str(u), []).append(str(i))
-    histories = {u: h[-30:] for u, h in histories.items()}
+        full.setdefault(str(u), []).append(str(i))
+    histories = {u: h[-30:] for u, h in full.items()}
     users = [loadgen.Call("GET", f"/v1/users/{u}/recommendations?k=10") for u in histories]
-    rng = np.random.default_rng(0)
-    catalog = sorted({str(i) for i in inter.item_ids})
-    sessions_items = [
-        [catalog[int(j)] for j in rng.integers(0, len(catalog), int(rng.integers(10, 31)))]
-        for _ in range(SESSIONS)
-    ]
+    sessions_items = real_sessions(full, SESSIONS, np.random.default_rng(0))
     sessions = [
         loadgen.Call("POST", "/v1/recommendations", {"item_ids": s, "k": 10})
         for s in sessions_items

@@ -19,6 +19,8 @@ import numpy as np
 
 from xsmoe.model.delta_index import DeltaIndex
 
+SELECTOR_ABOVE = 64  # exclusions a search drops itself; more: a FAISS selector
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -38,12 +40,22 @@ class CatalogIndex:
 
     @classmethod
     def over(
-        cls, ids: Sequence[str], vectors: np.ndarray, index: faiss.Index, *, nprobe: int = 0
+        cls,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        index: faiss.Index,
+        *,
+        nprobe: int = 0,
+        like: CatalogIndex | None = None,
     ) -> CatalogIndex:
         """Wrap an index already built over `vectors` (labels = rows). `vectors` may be
-        a read-only memory map: only the rows of histories are ever read from it."""
-        rows = {item_id: row for row, item_id in enumerate(ids)}
-        return cls(list(ids), rows, vectors, index, nprobe=nprobe)
+        a read-only memory map: only the rows of histories are ever read from it.
+        `like`: a catalog whose id list is `ids` itself; its id -> row map is shared."""
+        if like is not None and like.main_ids is ids:
+            rows = like.main_rows
+        else:
+            rows = {item_id: row for row, item_id in enumerate(ids)}
+        return cls(ids, rows, vectors, index, nprobe=nprobe)
 
     # -- lookups -------------------------------------------------------------------
     @property
@@ -81,10 +93,13 @@ class CatalogIndex:
 
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
         """(len(rows), d) embeddings of any rows, snapshot or added."""
-        out = np.empty((len(rows), self.dim), np.float32)
-        added = self.added.rows()
-        for i, row in enumerate(rows):
-            out[i] = self.main_vectors[row] if row < self.n_main else added[row - self.n_main]
+        at = np.asarray(rows, np.int64)
+        main = at < self.n_main
+        if main.all():  # one gather (from the map, where it is one)
+            return np.asarray(self.main_vectors[at], np.float32)
+        out = np.empty((len(at), self.dim), np.float32)
+        out[main] = self.main_vectors[at[main]]
+        out[~main] = self.added.rows()[at[~main] - self.n_main]
         return out
 
     # -- copy-on-write changes -----------------------------------------------------
@@ -122,30 +137,36 @@ class CatalogIndex:
     def _search_one(
         self, index: faiss.Index, q: np.ndarray, k: int, excluded: frozenset[int]
     ) -> list[Hit]:
-        k = min(k, index.ntotal - sum(1 for r in excluded if r < index.ntotal))
+        n = self.n_main
+        skip = [r for r in excluded if r < n]
+        k = min(k, n - len(skip))
         if k <= 0:
             return []
+        # A few exclusions (a history): fetch k more and drop them, which is exact and
+        # cheaper than building FAISS selector objects per query; many (deletions): a
+        # selector, so the search never wades through them.
         selector = None
-        if excluded:
-            batch = faiss.IDSelectorBatch(np.fromiter(excluded, np.int64, len(excluded)))
+        if len(skip) > SELECTOR_ABOVE:
+            batch = faiss.IDSelectorBatch(np.asarray(skip, np.int64))
             selector = faiss.IDSelectorNot(batch)
-        nprobe = self.nprobe
+        fetch = k if selector is not None else min(k + len(skip), n)
+        nprobe, nlist = self.nprobe, int(getattr(index, "nlist", 0))
         while True:
-            params: faiss.SearchParameters
+            params: faiss.SearchParameters | None = None
             if nprobe:  # per query, not set on the shared index: searches run in threads
                 params = faiss.SearchParametersIVF()
                 params.nprobe = nprobe
-            else:
-                params = faiss.SearchParameters()
             if selector is not None:
+                params = params or faiss.SearchParameters()
                 params.sel = selector
-            scores, rows = index.search(q, k, params=params)  # selector alive until here
+            scores, rows = index.search(q, fetch, params=params)  # selector alive until here
             hits = [
-                Hit(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0
-            ]
+                Hit(r, s)
+                for r, s in zip(rows[0].tolist(), scores[0].tolist(), strict=True)
+                if r >= 0 and r not in excluded
+            ][:k]
             # The probed lists may hold fewer than k eligible items (a deep page, many
             # exclusions): probe more rather than answer short.
-            nlist = int(getattr(index, "nlist", 0))
             if len(hits) >= k or not nprobe or nprobe >= nlist:
                 return hits
             nprobe = min(nprobe * 4, nlist)

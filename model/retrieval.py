@@ -61,11 +61,12 @@ class Retriever:
     version: str
 
     @classmethod
-    def from_snapshot(cls, snapshot: Snapshot) -> Retriever:
-        """Over the snapshot's own index, searched with the parameters it was measured at."""
+    def from_snapshot(cls, snapshot: Snapshot, like: CatalogIndex | None = None) -> Retriever:
+        """Over the snapshot's own index, searched with the parameters it was measured at
+        (`like`: a catalog of the same item list, whose id map is shared)."""
         nprobe = int(snapshot.index_info.get("params", {}).get("nprobe", 0))
         catalog = CatalogIndex.over(
-            snapshot.item_ids, snapshot.embeddings, snapshot.index, nprobe=nprobe
+            snapshot.item_ids, snapshot.embeddings, snapshot.index, nprobe=nprobe, like=like
         )
         return cls(snapshot.model, catalog, snapshot.version)
 

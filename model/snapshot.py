@@ -271,8 +271,16 @@ def _load_weights(model: Recommender, weights: dict[str, torch.Tensor]) -> None:
         raise RuntimeError(f"missing keys {missing}, unexpected keys {result.unexpected_keys}")
 
 
-def load_snapshot(path: Path, expected_features: dict[str, ModalitySpec] | None = None) -> Snapshot:
-    """Load and validate a snapshot directory; refuses corrupt or incompatible ones."""
+def load_snapshot(
+    path: Path,
+    expected_features: dict[str, ModalitySpec] | None = None,
+    known_ids: tuple[str, list[str]] | None = None,
+) -> Snapshot:
+    """Load and validate a snapshot directory; refuses corrupt or incompatible ones.
+
+    `known_ids`: (checksum of an items.json, its checked ids), e.g. the version served
+    now's. A snapshot with the same items.json takes that list instead of parsing a
+    million ids again (a long hold of the GIL, felt by every request in flight)."""
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
         raise SnapshotError(f"no snapshot at {path} ({MANIFEST} missing)")
@@ -296,7 +304,11 @@ def load_snapshot(path: Path, expected_features: dict[str, ModalitySpec] | None 
             m: ModalitySpec(s["encoder"], int(s["n_layers"]), int(s["hidden"]))
             for m, s in config_doc["features"].items()
         }
-        item_ids = [str(i) for i in json.loads((path / "items.json").read_text())]
+        same = known_ids is not None and known_ids[0] == checksums.get("items.json")
+        if known_ids is not None and same:
+            item_ids = known_ids[1]
+        else:
+            item_ids = [str(i) for i in json.loads((path / "items.json").read_text())]
     except (ValueError, KeyError, TypeError) as exc:
         raise SnapshotError(f"{path}: unreadable config or items: {exc}") from exc
     if expected_features is not None:
@@ -307,7 +319,8 @@ def load_snapshot(path: Path, expected_features: dict[str, ModalitySpec] | None 
                     f"{path}: built on {m} features {spec.as_json()}, "
                     f"but this deployment has {want.as_json() if want else 'none'}"
                 )
-    _refuse_duplicates(item_ids, str(path))  # duplicate rows: repeated results, seen items back
+    if not same:  # duplicate rows: repeated results, seen items back
+        _refuse_duplicates(item_ids, str(path))
     _check_sizes(path, config, item_ids)
     model = Recommender(config)
     try:

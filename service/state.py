@@ -126,7 +126,7 @@ def build_state(
     """A new serving state: snapshot + run-time items + deletions; warmed up. The
     run-time items' vectors are `previous`'s when its tower is the same (a rollback,
     a re-publication, an explicit version), else embedded again in batches."""
-    retriever = Retriever.from_snapshot(snapshot)
+    retriever = Retriever.from_snapshot(snapshot, previous.retriever.catalog if previous else None)
     tower = tower_digest(snapshot.model)
     reuse = previous.retriever.catalog if previous and tower and previous.tower == tower else None
     same = reuse is not None
@@ -165,7 +165,12 @@ async def load_state(
     seq = catalog.seq
     items, deleted = list(catalog.items.values()), set(catalog.deleted)
     path = await asyncio.to_thread(store.fetch, version, root)
-    snapshot = await asyncio.to_thread(load_snapshot, path, expected_features)
+    known = None  # the same catalog as now (most windows): its ids are not parsed again
+    digest = (previous.manifest.get("checksums") or {}).get("items.json") if previous else None
+    if previous is not None and digest:
+        main_ids = previous.retriever.catalog.main_ids
+        known = (str(digest), main_ids if isinstance(main_ids, list) else list(main_ids))
+    snapshot = await asyncio.to_thread(load_snapshot, path, expected_features, known)
     return await asyncio.to_thread(
         build_state,
         snapshot,

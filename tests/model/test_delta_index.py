@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faiss
 import numpy as np
+import pytest
 
 from xsmoe.model.catalog_index import CatalogIndex
 from xsmoe.model.delta_index import DeltaIndex
@@ -21,9 +22,15 @@ def _catalog(rng: np.random.Generator, n: int = 30) -> CatalogIndex:
     return CatalogIndex.over([f"m{i}" for i in range(n)], vectors, index)
 
 
-def test_search_equals_brute_force_with_deletions_and_exclusions() -> None:
+@pytest.mark.parametrize(
+    ("n_main", "n_excluded"),
+    [(30, 25), (400, 200)],  # few exclusions: fetched and dropped; many: a FAISS selector
+)
+def test_search_equals_brute_force_with_deletions_and_exclusions(
+    n_main: int, n_excluded: int
+) -> None:
     rng = np.random.default_rng(1)
-    catalog = _catalog(rng)
+    catalog = _catalog(rng, n_main)
     added = _unit(rng, 300)
     for lo in range(0, 300, 7):  # many small adds: the storage grows several times
         ids = [f"a{j}" for j in range(lo, min(lo + 7, 300))]
@@ -31,15 +38,15 @@ def test_search_equals_brute_force_with_deletions_and_exclusions() -> None:
     catalog = catalog.without([f"a{j}" for j in range(0, 300, 3)] + ["m4"])
     everything = np.concatenate([catalog.main_vectors, added])
     for q in _unit(rng, 20):
-        excluded = {int(r) for r in rng.integers(0, len(everything), 25)}
+        excluded = {int(r) for r in rng.integers(0, len(everything), n_excluded)}
         hits = catalog.search(q, 15, excluded)
         scores = everything @ q
         allowed = [r for r in range(len(everything)) if r not in excluded | catalog.deleted]
         expected = sorted(allowed, key=lambda r: -scores[r])[:15]
         assert [h.row for h in hits] == expected
         assert np.allclose([h.score for h in hits], scores[expected], atol=1e-5)
-    assert catalog.item_id(30 + 5) == "a5" and catalog.row_of("a5") == 35
-    assert np.array_equal(catalog.vectors([35, 2]), np.stack([added[5], everything[2]]))
+    assert catalog.item_id(n_main + 5) == "a5" and catalog.row_of("a5") == n_main + 5
+    assert np.array_equal(catalog.vectors([n_main + 5, 2]), np.stack([added[5], everything[2]]))
 
 
 def test_an_older_value_is_unchanged_by_later_adds() -> None:

@@ -266,3 +266,13 @@ def test_weights_are_checked_against_the_architecture_before_it_is_built(
     rewrite_config(path, bottleneck=4096)  # every expert 64x wider than its weights
     with pytest.raises(SnapshotError, match=r"wrong shapes \[.*\(expected \[4096"):
         load_snapshot(path)
+
+
+def test_ids_known_by_their_checksum_are_taken_not_parsed_again(tmp_path: Path) -> None:
+    _, _, path = _save(tmp_path)
+    first = load_snapshot(path)
+    digest = first.manifest["checksums"]["items.json"]
+    again = load_snapshot(path, known_ids=(digest, first.item_ids))
+    assert again.item_ids is first.item_ids  # shared: and so is the catalog's id map
+    other = load_snapshot(path, known_ids=("0" * 64, ["not", "these"]))
+    assert other.item_ids == first.item_ids and other.item_ids is not first.item_ids
