@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import faiss
 import httpx
 import numpy as np
 import redis
@@ -174,8 +175,6 @@ def recall_at_10(found: list[list[int]] | np.ndarray, exact: np.ndarray) -> floa
 
 def index_params(snapshot: Snapshot) -> dict[str, Any]:
     """What the loaded index is (its type, nlist, nprobe as loaded)."""
-    import faiss
-
     out: dict[str, Any] = {"type": type(snapshot.index).__name__}
     try:
         ivf = faiss.extract_index_ivf(snapshot.index)
@@ -275,16 +274,52 @@ def calls(sessions: list[list[str]], exclude_seen: bool = True) -> list[loadgen.
     return [loadgen.Call("POST", "/v1/recommendations", {**body, "item_ids": s}) for s in sessions]
 
 
-def service_recall(api: str, sessions: list[list[str]], exact: np.ndarray, ids: list[str]) -> float:
-    """Recall@10 of what the service returns (exclude_seen false) against exact top-10."""
+def service_top10(api: str, sessions: list[list[str]], ids: list[str]) -> np.ndarray:
+    """(len(sessions), 10) rows the service returns for each session (exclude_seen false)."""
     row = {item_id: r for r, item_id in enumerate(ids)}
-    found = []
+    found = np.full((len(sessions), 10), -1, np.int64)
     with httpx.Client(base_url=api, timeout=30) as http:
-        for call in calls(sessions, exclude_seen=False):
+        for j, call in enumerate(calls(sessions, exclude_seen=False)):
             r = http.post(call.path, json=call.body)
             r.raise_for_status()
-            found.append([row[item["item_id"]] for item in r.json()["items"]])
-    return recall_at_10(found, exact)
+            got = [row[item["item_id"]] for item in r.json()["items"]]
+            found[j, : len(got)] = got
+    return found
+
+
+def compute_floor(snapshot: Snapshot, sessions: list[list[str]]) -> dict[str, float]:
+    """In-process, one thread as the service runs, no HTTP: p50/p99 ms of the whole
+    recommend (user vector + search, seen items excluded) and of the search alone."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    try:
+        retriever = Retriever.from_snapshot(snapshot)
+        whole, search = [], []
+        for j, s in enumerate(sessions):
+            t = time.perf_counter()
+            retriever.recommend(s, 10)
+            whole.append(time.perf_counter() - t)
+            vector, _ = retriever.user_vector(s)
+            assert vector is not None
+            rows = retriever.history_rows(s)[0]
+            t = time.perf_counter()
+            retriever.catalog.search(vector, 10, rows)
+            if j >= 20:  # the first calls allocate
+                search.append(time.perf_counter() - t)
+        whole = whole[20:]
+    finally:
+        torch.set_num_threads(threads)
+        faiss.omp_set_num_threads(threads)
+    ms = 1e3
+    return {
+        "recommend_p50_ms": float(np.percentile(whole, 50)) * ms,
+        "recommend_p99_ms": float(np.percentile(whole, 99)) * ms,
+        "search_p50_ms": float(np.percentile(search, 50)) * ms,
+        "search_p99_ms": float(np.percentile(search, 99)) * ms,
+    }
 
 
 def measure_size(
@@ -333,7 +368,15 @@ def measure_size(
     loaded = load_snapshot(path)
     params = index_params(loaded)
     _, rows = loaded.index.search(check_q, 10)
-    index_recall = recall_at_10(rows, exact)
+    index_recall = params["recall_as_loaded"] = recall_at_10(rows, exact)
+    nprobe = (index_info.get("params") or {}).get("nprobe")
+    if nprobe is not None and params.get("nprobe") != nprobe:  # the manifest's own nprobe
+        log.warning("%d items: index loaded with nprobe %s, manifest says %s", n, params, nprobe)
+        faiss.extract_index_ivf(loaded.index).nprobe = int(nprobe)
+        _, rows = loaded.index.search(check_q, 10)
+        index_recall = recall_at_10(rows, exact)
+    floor = compute_floor(loaded, sessions.check[:SERVICE_CHECKS])
+    log.info("%d items: in-process compute floor %s", n, floor)
     del loaded
     log.info(
         "%d items: loaded index %s, recall@10 on held-out queries %.4f", n, params, index_recall
@@ -350,6 +393,7 @@ def measure_size(
         "index_loaded": params,
         "recall_manifest": index_info.get("recall@10"),
         "recall_index_heldout": index_recall,
+        "compute_floor": floor,
         "heldout_queries": len(check_q),
         "build_queries": len(kwargs.get("queries", ())),
     }
@@ -392,9 +436,12 @@ def measure_size(
             result["c1"], result["c8"] = vars(r1), vars(r8)
             result["rss_steady"] = proc_status(pid)
             log.info("%d items: c=1 %s; c=8 %s", n, r1, r8)
-            result["recall_service_heldout"] = service_recall(
-                api, sessions.check[:SERVICE_CHECKS], exact[:SERVICE_CHECKS], ids
+            served = service_top10(api, sessions.check[:SERVICE_CHECKS], ids)
+            result["recall_service_heldout"] = recall_at_10(served, exact[:SERVICE_CHECKS])
+            result["recall_index_same_sessions"] = recall_at_10(
+                rows[:SERVICE_CHECKS], exact[:SERVICE_CHECKS]
             )
+            result["service_agrees_with_index"] = recall_at_10(served, rows[:SERVICE_CHECKS])
             if with_swap:
                 result["swap"] = swap_under_load(api, server.url, root, phases["swap"], pid)
             result["rss_end"] = proc_status(pid)
@@ -464,7 +511,8 @@ def print_tables(results: list[dict[str, Any]], generator: str) -> list[dict[str
     )
     print(
         "| items | snapshot | index.faiss | index | build s (save / index) | ready s "
-        "| RSS ready | RSS steady | peak RSS | steady/index | c=1 p50/p99 ms | c=8 p50/p99 ms "
+        "| RSS ready | RSS steady | peak RSS before / after swap | steady/index "
+        "| c=1 p50/p99 ms | c=8 p50/p99 ms "
         "| c=8 req/s | recall@10 manifest / index / service | cache hits |"
     )
     print("|" + "---|" * 15)
@@ -482,12 +530,23 @@ def print_tables(results: list[dict[str, Any]], generator: str) -> list[dict[str
             f"{idx.get('build_seconds', float('nan')):.1f} | {r['serve_ready_seconds']:.1f} "
             f"| {mb(r['rss_ready']['VmRSS'])} | {mb(r['rss_steady']['VmRSS'])} "
             f"(anon {mb(r['rss_steady']['RssAnon'])}, file {mb(r['rss_steady']['RssFile'])}) "
-            f"| {mb(r['rss_end']['VmHWM'])} "
+            f"| {mb(r['rss_steady']['VmHWM'])} / {mb(r['rss_end']['VmHWM'])} "
             f"| {ratio(r['rss_steady']['VmRSS'], r['index_bytes']):.2f} "
             f"| {r['c1']['p50_ms']:.2f} / {r['c1']['p99_ms']:.2f} "
             f"| {r['c8']['p50_ms']:.2f} / {r['c8']['p99_ms']:.2f} | {r['c8']['rps']:,.0f} "
             f"| {'-' if rm is None else f'{rm:.4f}'} / {r['recall_index_heldout']:.4f} "
             f"/ {r['recall_service_heldout']:.4f} | {r['cache_hits_c1_c8']:.0f} |"
+        )
+    for r in results:
+        f = r["compute_floor"]
+        print(
+            f"{r['items']:,} items: in-process (1 thread, no HTTP) recommend p50/p99 "
+            f"{f['recommend_p50_ms']:.2f} / {f['recommend_p99_ms']:.2f} ms, search alone "
+            f"{f['search_p50_ms']:.2f} / {f['search_p99_ms']:.2f} ms; recall@10 on the "
+            f"{SERVICE_CHECKS} sessions asked over HTTP: index "
+            f"{r['recall_index_same_sessions']:.4f}, "
+            f"service {r['recall_service_heldout']:.4f}, service = index "
+            f"{r['service_agrees_with_index']:.4f}"
         )
     for r in results:
         if "swap" in r:
@@ -561,7 +620,6 @@ def print_tables(results: list[dict[str, Any]], generator: str) -> list[dict[str
 def main() -> int:
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    import faiss
     import torch
 
     torch.set_num_threads(2)
