@@ -47,8 +47,6 @@ def main(n: int) -> None:
             items,
             (),
             0,
-            hnsw_above=100_000,
-            ef_search=64,
             warmup_queries=0,
             previous=previous,
         )

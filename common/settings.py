@@ -25,6 +25,7 @@ from xsmoe.common.keys import Keys
 from xsmoe.common.redis_url import parse_redis_url
 
 if TYPE_CHECKING:
+    from xsmoe.model.ann import IndexOptions
     from xsmoe.model.encoders import ImageEncoderConfig, TextEncoderConfig
 
 # The built-in encoders' names, as model.encoders spells them (a test keeps them equal):
@@ -68,6 +69,32 @@ class ImageEncoderSettings(BaseModel):
         return ImageEncoderConfig(
             self.model, tuple(self.layers), self.pooling, self.image_size, self.resize_size
         )
+
+
+class IndexSettings(BaseModel):
+    """The serving index every snapshot is written with (bootstrap and worker)."""
+
+    exact_max_items: int = Field(
+        20_000,
+        ge=0,
+        description="catalogs this large or smaller are searched exactly; "
+        "larger ones through an IVF index tuned to min_recall",
+    )
+    min_recall: float = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description="recall@10 against exact search, on real queries, below which a "
+        "snapshot is not published",
+    )
+    max_nprobe: int = Field(
+        256, ge=1, description="IVF lists probed per query at most (the recall search stops)"
+    )
+
+    def to_options(self) -> IndexOptions:
+        from xsmoe.model.ann import IndexOptions
+
+        return IndexOptions(self.exact_max_items, self.min_recall, max_nprobe=self.max_nprobe)
 
 
 class S3Settings(BaseModel):
@@ -131,6 +158,7 @@ class Settings(BaseSettings):
     log_level: LogLevel = Field("INFO", description="also `xsmoe --log-level`")
     text: TextEncoderSettings = TextEncoderSettings()
     image: ImageEncoderSettings = ImageEncoderSettings()
+    index: IndexSettings = IndexSettings()
 
     @classmethod
     def settings_customise_sources(

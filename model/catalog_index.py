@@ -18,9 +18,6 @@ import faiss
 import numpy as np
 
 from xsmoe.model.delta_index import DeltaIndex
-from xsmoe.model.index import build_index
-
-HNSW_NEIGHBOURS = 32
 
 
 @dataclass(frozen=True)
@@ -29,41 +26,24 @@ class Hit:
     score: float
 
 
-def build_serving_index(embeddings: np.ndarray, hnsw_above: int, ef_search: int) -> faiss.Index:
-    """Exact inner product up to `hnsw_above` items, HNSW (approximate) above."""
-    vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
-    if len(vectors) <= hnsw_above:
-        return build_index(vectors)
-    index = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = 80
-    index.hnsw.efSearch = ef_search
-    index.add(vectors)  # HNSW labels are insertion positions = rows
-    return index
-
-
 @dataclass(frozen=True)
 class CatalogIndex:
     main_ids: Sequence[str]  # snapshot rows; shared between versions of this catalog
     main_rows: Mapping[str, int]
-    main_vectors: np.ndarray  # (N, d) float32
+    main_vectors: np.ndarray  # (N, d) float32, in RAM or memory-mapped
     main_index: faiss.Index
     added: DeltaIndex = field(default_factory=DeltaIndex)  # rows N, N+1, ...
     deleted: frozenset[int] = frozenset()
-    ef_search: int = 64
+    nprobe: int = 0  # inverted lists probed per query (an IVF index); 0: not an IVF
 
     @classmethod
-    def build(
-        cls, ids: Sequence[str], vectors: np.ndarray, *, hnsw_above: int, ef_search: int = 64
+    def over(
+        cls, ids: Sequence[str], vectors: np.ndarray, index: faiss.Index, *, nprobe: int = 0
     ) -> CatalogIndex:
-        index = build_serving_index(vectors, hnsw_above, ef_search)
+        """Wrap an index already built over `vectors` (labels = rows). `vectors` may be
+        a read-only memory map: only the rows of histories are ever read from it."""
         rows = {item_id: row for row, item_id in enumerate(ids)}
-        return cls(list(ids), rows, np.asarray(vectors, np.float32), index, ef_search=ef_search)
-
-    @classmethod
-    def over(cls, ids: Sequence[str], vectors: np.ndarray, index: faiss.Index) -> CatalogIndex:
-        """Wrap an index already built over `vectors` (ids = rows)."""
-        rows = {item_id: row for row, item_id in enumerate(ids)}
-        return cls(list(ids), rows, np.asarray(vectors, np.float32), index)
+        return cls(list(ids), rows, vectors, index, nprobe=nprobe)
 
     # -- lookups -------------------------------------------------------------------
     @property
@@ -142,18 +122,30 @@ class CatalogIndex:
     def _search_one(
         self, index: faiss.Index, q: np.ndarray, k: int, excluded: frozenset[int]
     ) -> list[Hit]:
-        k = min(k, index.ntotal)
+        k = min(k, index.ntotal - sum(1 for r in excluded if r < index.ntotal))
         if k <= 0:
             return []
-        params: faiss.SearchParameters | None = None
-        if isinstance(index, faiss.IndexHNSW):
-            hnsw_params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
-            hnsw_params.efSearch = max(self.ef_search, k)
-            params = hnsw_params
+        selector = None
         if excluded:
             batch = faiss.IDSelectorBatch(np.fromiter(excluded, np.int64, len(excluded)))
             selector = faiss.IDSelectorNot(batch)
-            params = params or faiss.SearchParameters()
-            params.sel = selector
-        scores, rows = index.search(q, k, params=params)  # batch/selector alive until here
-        return [Hit(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
+        nprobe = self.nprobe
+        while True:
+            params: faiss.SearchParameters
+            if nprobe:  # per query, not set on the shared index: searches run in threads
+                params = faiss.SearchParametersIVF()
+                params.nprobe = nprobe
+            else:
+                params = faiss.SearchParameters()
+            if selector is not None:
+                params.sel = selector
+            scores, rows = index.search(q, k, params=params)  # selector alive until here
+            hits = [
+                Hit(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0
+            ]
+            # The probed lists may hold fewer than k eligible items (a deep page, many
+            # exclusions): probe more rather than answer short.
+            nlist = int(getattr(index, "nlist", 0))
+            if len(hits) >= k or not nprobe or nprobe >= nlist:
+                return hits
+            nprobe = min(nprobe * 4, nlist)

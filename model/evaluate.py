@@ -20,6 +20,7 @@ ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 # score, a bool comparison and the int64 its sum counts in): 2^24 is ~220 MB, 16 cases
 # a batch at 1M items.
 SCORE_ELEMENTS = 1 << 24
+QUERY_VECTORS = 1000  # histories handed over as real queries (an index's recall)
 
 
 def embedding_scorer(model: Recommender, items: torch.Tensor) -> ScoreFn:
@@ -142,3 +143,29 @@ def sampled_ranks(
     items, the way early stopping compares epochs on a catalog too large to rank."""
     items = embed_rows(model, table, rows)
     return rank_cases(embedding_scorer(model, items), restrict_cases(cases, rows), known[rows])
+
+
+def sample_cases(cases: EvalCases, n: int, rng: np.random.Generator) -> EvalCases:
+    """At most `n` of the cases, drawn uniformly (kept in their order)."""
+    if len(cases) <= n:
+        return cases
+    keep = np.sort(rng.choice(len(cases), size=n, replace=False))
+    return EvalCases(
+        [cases.users[i] for i in keep],
+        [cases.inputs[i] for i in keep],
+        cases.targets[keep],
+        [cases.exclude[i] for i in keep],
+    )
+
+
+def query_vectors(
+    model: Recommender, items: torch.Tensor, cases: EvalCases, limit: int = QUERY_VECTORS
+) -> np.ndarray:
+    """(Q, d) float32 user vectors of the histories of at most `limit` of the cases
+    (a fixed uniform sample): real queries an index can be checked against."""
+    cases = sample_cases(cases, limit, np.random.default_rng(0))
+    if not len(cases):
+        return np.zeros((0, items.shape[1]), np.float32)
+    length = max(len(x) for x in cases.inputs)
+    users = user_vectors(model, items, right_align(cases.inputs, length))
+    return np.ascontiguousarray(users.float().cpu().numpy())

@@ -61,16 +61,12 @@ class Retriever:
     version: str
 
     @classmethod
-    def from_snapshot(
-        cls, snapshot: Snapshot, *, hnsw_above: int | None = None, ef_search: int = 64
-    ) -> Retriever:
-        """The snapshot's own exact index, or an HNSW index above `hnsw_above` items."""
-        if hnsw_above is None or len(snapshot.item_ids) <= hnsw_above:
-            catalog = CatalogIndex.over(snapshot.item_ids, snapshot.embeddings, snapshot.index)
-        else:
-            catalog = CatalogIndex.build(
-                snapshot.item_ids, snapshot.embeddings, hnsw_above=hnsw_above, ef_search=ef_search
-            )
+    def from_snapshot(cls, snapshot: Snapshot) -> Retriever:
+        """Over the snapshot's own index, searched with the parameters it was measured at."""
+        nprobe = int(snapshot.index_info.get("params", {}).get("nprobe", 0))
+        catalog = CatalogIndex.over(
+            snapshot.item_ids, snapshot.embeddings, snapshot.index, nprobe=nprobe
+        )
         return cls(snapshot.model, catalog, snapshot.version)
 
     def with_catalog(self, catalog: CatalogIndex) -> Retriever:

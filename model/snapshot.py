@@ -7,11 +7,17 @@ A snapshot directory holds:
     weights.safetensors     model weights (safetensors only: loading runs no code)
     items.json              item ids in row order
     embeddings.safetensors  item embeddings (N, d), row order
-    index.faiss             FAISS index over the embeddings (ids = rows)
-    manifest.json           version, parent, created_at, metrics, experts, checksums
+    index.faiss             the serving index over the embeddings (labels = rows), built
+                            here once (model.ann: exact or IVF, recall measured)
+    manifest.json           version, parent, created_at, metrics, experts, the index's
+                            kind, parameters and recall@10, checksums
 
 Snapshots are written to a temporary name and renamed; the CURRENT pointer is
 written last, so a crash never leaves a half-written current snapshot.
+
+Loading maps the index and the embeddings rather than copying them: replicas on
+one host share the page cache, and a million-item catalog costs a replica the
+pages its queries touch, not the catalog.
 
 A snapshot is device-free: weights are saved from float32 CPU copies, whatever
 device and precision the model trained in, and load on the CPU in float32.
@@ -34,8 +40,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from xsmoe.model.ann import IndexOptions, build_ann_index, read_index, write_index
 from xsmoe.model.features import ModalitySpec
-from xsmoe.model.index import build_index
 from xsmoe.model.recommender import Recommender, RecommenderConfig
 
 # The layout's names are re-exported (X as X): snapshot users import one module.
@@ -79,6 +85,8 @@ from xsmoe.model.snapshot_layout import (
     version_name as version_name,
 )
 
+QUERIES = 1000  # item vectors standing in for queries when no user vectors are given
+
 # Buffers snapshots written before utilization was saved lack: loaded as zeros.
 _OPTIONAL = ("usage_sum", "usage_count")
 
@@ -90,9 +98,14 @@ class Snapshot:
     manifest: dict[str, Any]
     model: Recommender
     item_ids: list[str]
-    embeddings: np.ndarray  # (N, d) float32
-    index: faiss.Index
+    embeddings: np.ndarray  # (N, d) float32, a read-only memory map
+    index: faiss.Index  # memory-mapped where FAISS allows (IVF lists)
     feature_specs: dict[str, ModalitySpec]
+
+    @property
+    def index_info(self) -> dict[str, Any]:
+        """The manifest's index entry; snapshots written before it had exact indexes."""
+        return dict(self.manifest.get("index") or {"kind": "flat", "params": {}})
 
 
 def save_snapshot(
@@ -106,8 +119,15 @@ def save_snapshot(
     metrics: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     version: str | None = None,
+    queries: np.ndarray | None = None,
+    index: IndexOptions | None = None,
 ) -> Path:
-    """Write a new versioned snapshot (not yet current) and return its directory."""
+    """Write a new versioned snapshot (not yet current) and return its directory.
+
+    The serving index is built here, once per version. `queries`: user vectors of
+    real histories, on which its recall@10 against exact search is measured (none:
+    a sample of the items themselves, recorded as such). Raises RecallTooLow, and
+    writes nothing, if the index cannot reach `index.min_recall`."""
     if len(item_ids) != len(embeddings):
         raise SnapshotError(f"{len(item_ids)} item ids but {len(embeddings)} embeddings")
     _refuse_duplicates(item_ids, "item ids")
@@ -116,9 +136,15 @@ def save_snapshot(
     if (root / version).exists():
         raise SnapshotError(f"snapshot {version} already exists in {root}")
     config = model.current_config()
+    vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
+    query_source = "users"
+    if queries is None or not len(queries):
+        query_source = "items"
+        picked = np.random.default_rng(0).choice(len(vectors), min(len(vectors), QUERIES))
+        queries = vectors[np.sort(picked)]
+    ann, report = build_ann_index(vectors, queries, index or IndexOptions())
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=root))
     try:
-        vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
         (tmp / "config.json").write_text(
             json.dumps(
                 {
@@ -132,7 +158,8 @@ def save_snapshot(
         save_file(portable_state(model), str(tmp / "weights.safetensors"))
         (tmp / "items.json").write_text(json.dumps(item_ids))
         save_file({"items": torch.from_numpy(vectors)}, str(tmp / "embeddings.safetensors"))
-        faiss.write_index(build_index(vectors), str(tmp / "index.faiss"))
+        write_index(ann, tmp / "index.faiss")
+        del ann
         manifest = {
             "format": FORMAT_VERSION,
             "version": version,
@@ -143,6 +170,7 @@ def save_snapshot(
             "experts": {m: list(e) for m, e in config.experts.items()},
             "encoders": {m: dict(s.encoder) for m, s in feature_specs.items()},
             "metrics": metrics or {},
+            "index": {**report.manifest(tmp / "index.faiss"), "query_source": query_source},
             **(extra or {}),
             "checksums": {name: sha256_of(tmp / name) for name in FILES},
         }
@@ -217,6 +245,20 @@ def _check_sizes(path: Path, config: RecommenderConfig, item_ids: list[str]) -> 
         )
 
 
+def map_tensor(path: Path, name: str, dim: int) -> np.ndarray:
+    """A float32 (N, dim) tensor of a safetensors file as a read-only memory map (the
+    format is an 8-byte header length, a JSON header, then raw little-endian data);
+    the dtype and shape were checked against the header by `_check_sizes`."""
+    with path.open("rb") as fh:
+        size = int.from_bytes(fh.read(8), "little")
+        entry = json.loads(fh.read(size))[name]
+    begin, end = (int(o) for o in entry["data_offsets"])
+    rows = (end - begin) // (4 * dim) if dim else 0
+    if rows == 0:  # mmap refuses an empty range
+        return np.zeros((0, dim), np.float32)
+    return np.memmap(path, np.float32, "r", offset=8 + size + begin, shape=(rows, dim))
+
+
 def _load_weights(model: Recommender, weights: dict[str, torch.Tensor]) -> None:
     """Strict, except that snapshots written before utilization was saved may lack it."""
     result = model.load_state_dict(weights, strict=False)
@@ -266,10 +308,10 @@ def load_snapshot(path: Path, expected_features: dict[str, ModalitySpec] | None 
     model = Recommender(config)
     try:
         weights = load_file(str(path / "weights.safetensors"), device="cpu")
-        vectors = load_file(str(path / "embeddings.safetensors"), device="cpu")["items"].numpy()
+        vectors = map_tensor(path / "embeddings.safetensors", "items", config.embed_dim)
         _load_weights(model, weights)
-        index = faiss.read_index(str(path / "index.faiss"))
-    except (SafetensorError, RuntimeError, KeyError) as exc:
+        index = read_index(path / "index.faiss", mmap=True)
+    except (SafetensorError, RuntimeError, KeyError, ValueError) as exc:
         raise SnapshotError(f"{path}: weights do not fit the recorded architecture: {exc}") from exc
     if index.ntotal != len(item_ids):
         raise SnapshotError(f"{path}: {len(item_ids)} items but the index holds {index.ntotal}")

@@ -58,7 +58,7 @@ class Serving:
         self._popular_from: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
         self._lock = asyncio.Lock()  # one swap at a time
         self._changing = asyncio.Lock()  # one catalog change at a time
-        self.versions = Versions(store, root, settings, expected_features)
+        self.versions = Versions(store, root, expected_features)
 
     async def state_at(self, version: str | None) -> ServingState | None:
         """The serving state, or `version` loaded beside it when a request asks one
@@ -122,7 +122,6 @@ class Serving:
                     version,
                     self.expected_features,
                     self.catalog,
-                    self.settings,
                     self.settings.warmup_queries,
                     previous=state,
                 )

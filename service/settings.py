@@ -121,10 +121,6 @@ class ApiSettings(BaseModel):
 
 
 class ServingSettings(BaseModel):
-    hnsw_above: int = Field(
-        100_000, ge=0, description="catalogs larger than this use HNSW instead of exact search"
-    )
-    ef_search: int = Field(64, ge=8, description="HNSW search breadth")
     poll_seconds: float = Field(1.0, gt=0, description="how often the snapshot pointer is read")
     retry_max_seconds: float = Field(
         60.0, gt=0, description="a refused version is tried again after 1, 2, 4 ... s, up to this"

@@ -26,7 +26,6 @@ from xsmoe.model.recommender import Recommender
 from xsmoe.model.retrieval import ItemFeatures, Retriever, embed_features
 from xsmoe.model.snapshot import Snapshot, load_snapshot
 from xsmoe.service.catalog import CatalogOp, RuntimeCatalog
-from xsmoe.service.settings import ServingSettings
 
 log = logging.getLogger(__name__)
 
@@ -121,15 +120,13 @@ def build_state(
     deleted: Iterable[str],
     catalog_seq: int,
     *,
-    hnsw_above: int,
-    ef_search: int,
     warmup_queries: int,
     previous: ServingState | None = None,
 ) -> ServingState:
     """A new serving state: snapshot + run-time items + deletions; warmed up. The
     run-time items' vectors are `previous`'s when its tower is the same (a rollback,
     a re-publication, an explicit version), else embedded again in batches."""
-    retriever = Retriever.from_snapshot(snapshot, hnsw_above=hnsw_above, ef_search=ef_search)
+    retriever = Retriever.from_snapshot(snapshot)
     tower = tower_digest(snapshot.model)
     reuse = previous.retriever.catalog if previous and tower and previous.tower == tower else None
     same = reuse is not None
@@ -159,7 +156,6 @@ async def load_state(
     version: str,
     expected_features: dict[str, ModalitySpec] | None,
     catalog: RuntimeCatalog,
-    settings: ServingSettings,
     warmup_queries: int,
     previous: ServingState | None = None,
 ) -> ServingState:
@@ -176,8 +172,6 @@ async def load_state(
         items,
         deleted,
         seq,
-        hnsw_above=settings.hnsw_above,
-        ef_search=settings.ef_search,
         warmup_queries=warmup_queries,
         previous=previous,
     )

@@ -18,7 +18,6 @@ from xsmoe.common.snapshot_store import SnapshotStore
 from xsmoe.model.features import ModalitySpec
 from xsmoe.model.snapshot import check_version
 from xsmoe.service.catalog import RuntimeCatalog
-from xsmoe.service.settings import ServingSettings
 from xsmoe.service.state import ServingState, load_state
 
 log = logging.getLogger(__name__)
@@ -47,13 +46,11 @@ class Versions:
         self,
         store: SnapshotStore,
         root: Path,
-        settings: ServingSettings,
         expected_features: dict[str, ModalitySpec] | None,
         keep: int = 2,
     ) -> None:
         self.store = store
         self.root = root / EXTRA_DIR
-        self.settings = settings
         self.expected_features = expected_features
         self.keep = keep
         self.loaded: OrderedDict[str, ServingState] = OrderedDict()
@@ -134,7 +131,7 @@ class Versions:
         await self.manifest(version)  # UnknownVersion before any download
         try:
             state = await load_state(
-                self.store, self.root, version, self.expected_features, catalog, self.settings, 0
+                self.store, self.root, version, self.expected_features, catalog, 0
             )
         except OSError as exc:
             log.warning("explicit version %s unavailable: %s", version, exc)

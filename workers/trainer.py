@@ -19,18 +19,17 @@ import numpy as np
 import torch
 
 from xsmoe.common.events import POSITIVE, FeedbackEvent
-from xsmoe.model.evaluate import embedding_scorer, rank_cases, user_vectors
+from xsmoe.model.evaluate import embedding_scorer, query_vectors, rank_cases, sample_cases
 from xsmoe.model.item_tower import ItemTable
 from xsmoe.model.metrics import mean_metrics, metrics_from_ranks
 from xsmoe.model.recommender import Recommender
-from xsmoe.model.sequences import EvalCases, group_by_user, last_item_cases, right_align
+from xsmoe.model.sequences import EvalCases, group_by_user, last_item_cases
 from xsmoe.model.train import TrainConfig, WindowReport, train_window
 from xsmoe.workers.settings import WorkerOptions
 
 log = logging.getLogger(__name__)
 
 CONTEXT, TRAIN, VALIDATE, GATE = 0, 1, 2, 3
-QUERY_VECTORS = 1000  # gate histories handed over as real queries (an index's recall)
 
 
 @dataclass
@@ -118,32 +117,6 @@ def score(model: Recommender, items: torch.Tensor, cases: EvalCases) -> dict[str
     ranks = rank_cases(embedding_scorer(model, items), cases, np.ones(len(items), bool))
     metrics = mean_metrics(metrics_from_ranks(ranks, (10,)))
     return {"hr@10": metrics["hr@10"], "ndcg@10": metrics["ndcg@10"], "cases": len(cases)}
-
-
-def sample_cases(cases: EvalCases, n: int, rng: np.random.Generator) -> EvalCases:
-    """At most `n` of the cases, drawn uniformly (kept in their order)."""
-    if len(cases) <= n:
-        return cases
-    keep = np.sort(rng.choice(len(cases), size=n, replace=False))
-    return EvalCases(
-        [cases.users[i] for i in keep],
-        [cases.inputs[i] for i in keep],
-        cases.targets[keep],
-        [cases.exclude[i] for i in keep],
-    )
-
-
-def query_vectors(
-    model: Recommender, items: torch.Tensor, cases: EvalCases, limit: int = QUERY_VECTORS
-) -> np.ndarray:
-    """(Q, d) float32 user vectors of the histories of at most `limit` of the cases
-    (a fixed uniform sample): real queries an index can be checked against."""
-    cases = sample_cases(cases, limit, np.random.default_rng(0))
-    if not len(cases):
-        return np.zeros((0, items.shape[1]), np.float32)
-    length = max(len(x) for x in cases.inputs)
-    users = user_vectors(model, items, right_align(cases.inputs, length))
-    return np.ascontiguousarray(users.float().cpu().numpy())
 
 
 def train_and_gate(

@@ -21,7 +21,7 @@ import logging
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,6 +30,7 @@ from xsmoe.common import ledger
 from xsmoe.common.events import POSITIVE, FeedbackEvent, from_stream_fields
 from xsmoe.common.redis_url import redacted
 from xsmoe.common.snapshot_store import next_version, open_store
+from xsmoe.model.ann import RecallTooLow
 from xsmoe.model.features import FeatureStore
 from xsmoe.model.item_tower import ItemTable
 from xsmoe.model.snapshot import (
@@ -268,7 +269,13 @@ class Worker:
             raise LeadershipLost("leadership lost mid-window: not publishing")
         version = None
         if result.candidate is not None:
-            version = self._save(result, serving, store, table, stream_ids)
+            try:
+                version = self._save(result, serving, store, table, stream_ids)
+            except RecallTooLow as exc:
+                # Nothing was written: the window is committed as rejected (its events
+                # acked, never trained again) and serving keeps the version it has.
+                log.warning("window %d: candidate not published: %s", self.window_no, exc)
+                result = replace(result, outcome="rejected", reason=str(exc), candidate=None)
         record, detail = self._record(
             result.outcome, result.reason, version, serving, ordered, stream_ids
         )
@@ -306,6 +313,8 @@ class Worker:
             parent=serving.version,
             version=next_version(self.root, self.store),
             metrics=result.metrics,
+            queries=result.query_vectors,
+            index=self.settings.index.to_options(),
             extra={
                 "gate": {"outcome": result.outcome, "reason": result.reason},
                 "window": {

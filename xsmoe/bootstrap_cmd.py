@@ -17,7 +17,9 @@ from xsmoe.cli_args import Parser, UsageError, positive_int
 from xsmoe.common.settings import Settings
 from xsmoe.common.snapshot_store import LocalStore, next_version, open_store
 from xsmoe.model.device import DEVICES, DeviceUnavailable, resolve_device
+from xsmoe.model.evaluate import query_vectors
 from xsmoe.model.recommender import Recommender
+from xsmoe.model.sequences import EvalCases
 from xsmoe.model.snapshot import save_snapshot
 from xsmoe.model.streaming import ProtocolConfig
 from xsmoe.model.train import TrainConfig, WindowReport, train_window
@@ -82,6 +84,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     model = Recommender(base)
     reports: list[WindowReport] = []
     n_trained = 0
+    val_cases: EvalCases | None = None  # the last trained window's: real index queries
     if len(dataset.interactions) >= 2 * args.windows:
         # Your own log trains on every user with a transition to learn; the built-in
         # dataset keeps the evaluation's 5-interaction core, so both read the same windows.
@@ -97,10 +100,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             if not any(len(s) >= 2 for s in sequences):
                 log.warning("window %d: no user has two interactions in it; skipped", t)
                 continue
+            val_cases = protocol.val_cases(t)
             reports.append(
-                train_window(
-                    model, table, sequences, protocol.val_cases(t), protocol.known_upto(t), config
-                )
+                train_window(model, table, sequences, val_cases, protocol.known_upto(t), config)
             )
         n_trained = sum(len(w.rows) for w in protocol.raw[: args.train_windows])
     if not reports:
@@ -112,7 +114,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         )
         model = Recommender(replace(base, content_only=True))
         n_trained = len(dataset.interactions)
-    embeddings = model.item_embeddings(table).numpy()
+        val_cases = None
+    items = model.item_embeddings(table)
+    embeddings = items.numpy()
+    queries = query_vectors(model, items, val_cases) if val_cases is not None else None
     seen = Counter(dataset.interactions.item_ids[:n_trained].tolist())
     source: dict[str, Any] = {
         "dataset": dataset.name,
@@ -131,6 +136,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         {m: store.specs[m] for m in table.features},
         metrics={"val_ndcg@10": val} if val is not None else {},
         version=next_version(out, snapshots),
+        queries=queries,
+        index=settings.index.to_options(),
         extra={
             "source": source,
             "popular": [item for item, _ in seen.most_common(1000)],

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 
 from xsmoe.model.catalog_index import CatalogIndex
 from xsmoe.model.delta_index import DeltaIndex
-from xsmoe.model.index import build_index
 
 
 def _unit(rng: np.random.Generator, n: int, d: int = 16) -> np.ndarray:
@@ -16,7 +16,9 @@ def _unit(rng: np.random.Generator, n: int, d: int = 16) -> np.ndarray:
 
 def _catalog(rng: np.random.Generator, n: int = 30) -> CatalogIndex:
     vectors = _unit(rng, n)
-    return CatalogIndex.over([f"m{i}" for i in range(n)], vectors, build_index(vectors))
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    return CatalogIndex.over([f"m{i}" for i in range(n)], vectors, index)
 
 
 def test_search_equals_brute_force_with_deletions_and_exclusions() -> None:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from tests.model.synthetic import cyclic_stream, small_config
+from xsmoe.model.ann import IndexOptions
 from xsmoe.model.features import ModalitySpec
 from xsmoe.model.recommender import Recommender
 from xsmoe.model.retrieval import ItemFeatures, Retriever, embed_features
@@ -15,15 +16,15 @@ from xsmoe.model.snapshot import load_snapshot, save_snapshot
 POPULAR = ["i5", "i7", "i9", "nope"]
 
 
-def _retriever(tmp_path: Path, hnsw_above: int | None = None) -> Retriever:
+def _retriever(tmp_path: Path, index: IndexOptions | None = None) -> Retriever:
     torch.manual_seed(0)
     table, _ = cyclic_stream()
     model = Recommender(small_config()).eval()
     embeddings = model.item_embeddings(table).numpy()
     ids = [f"i{r}" for r in range(len(table))]
     specs = {"text": ModalitySpec({"model": "synthetic"}, 3, 16)}
-    path = save_snapshot(tmp_path, model, ids, embeddings, specs)
-    return Retriever.from_snapshot(load_snapshot(path), hnsw_above=hnsw_above)
+    path = save_snapshot(tmp_path, model, ids, embeddings, specs, index=index)
+    return Retriever.from_snapshot(load_snapshot(path))
 
 
 def _new_items(n: int, seed: int = 1) -> ItemFeatures:
@@ -88,15 +89,24 @@ def test_added_items_are_searched_beside_the_snapshot_and_deleted_ones_never(
     assert [x.item_id for x in shrunk.recommend([], k=2, popular=["i7", "i9"]).items] == ["i9"]
 
 
-def test_hnsw_above_the_threshold_agrees_with_exact_search(tmp_path: Path) -> None:
+def test_an_ivf_index_above_the_threshold_is_served_at_its_measured_probes(
+    tmp_path: Path,
+) -> None:
     exact = _retriever(tmp_path / "a")
-    approx = _retriever(tmp_path / "b", hnsw_above=10)
-    assert type(approx.catalog.main_index).__name__ == "IndexHNSWFlat"
+    approx = _retriever(tmp_path / "b", IndexOptions(exact_max_items=10, min_recall=0.9))
+    assert type(exact.catalog.main_index).__name__ == "IndexFlatIP"
+    assert type(approx.catalog.main_index).__name__ == "IndexIVFFlat"
+    info = load_snapshot(tmp_path / "b" / approx.version).index_info
+    assert info["kind"] == "ivf_flat" and info["recall@10"] >= 0.9
+    assert approx.catalog.nprobe == info["params"]["nprobe"] >= 1
     for history in (["i1", "i2"], ["i30"], ["i9", "i50", "i51"]):
         a = [x.item_id for x in exact.recommend(history, k=10).items]
         b = [x.item_id for x in approx.recommend(history, k=10).items]
-        assert len(set(a) & set(b)) >= 9  # 60 items, ef 64: near-exact
-        assert not set(history) & set(b)  # exclusions hold on HNSW too
+        assert len(b) == 10 and not set(history) & set(b)  # exclusions hold on IVF too
+        assert len(set(a) & set(b)) >= 7
+    # a page deeper than the probed lists hold still comes back whole
+    deep = approx.recommend(["i1"], k=55).items
+    assert len(deep) == 55 and len({x.item_id for x in deep}) == 55
 
 
 def test_a_model_without_content_tower_cannot_embed_new_items() -> None:

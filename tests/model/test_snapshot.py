@@ -86,6 +86,13 @@ def test_save_load_after_expand_and_prune_same_scores_in_fresh_process(tmp_path:
     np.testing.assert_allclose(snap.model.item_embeddings(table).numpy(), embeddings, atol=1e-6)
     assert snap.model.current_config().frozen == model.current_config().frozen
     assert snap.index.ntotal == len(embeddings)
+    # the embeddings are mapped from the file, not copied; the index was measured
+    assert isinstance(snap.embeddings, np.memmap) and not snap.embeddings.flags.writeable
+    np.testing.assert_array_equal(snap.embeddings, embeddings)
+    info = snap.index_info
+    assert info["kind"] == "flat" and info["recall@10"] == 1.0
+    assert info["query_source"] == "items" and info["queries"] == len(embeddings)
+    assert info["bytes"] == (path / "index.faiss").stat().st_size
 
 
 def test_versions_and_pointer(tmp_path: Path) -> None:

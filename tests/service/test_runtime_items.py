@@ -48,8 +48,6 @@ def _state(root: Path, version: str, items: list[StoredItem], **kw: object) -> S
         items,
         (),
         0,
-        hnsw_above=100_000,
-        ef_search=64,
         warmup_queries=0,
         **kw,  # type: ignore[arg-type]
     )

@@ -158,3 +158,37 @@ def test_a_content_only_first_snapshot_is_trained_by_the_first_window(
     assert parent["content_only"] and not child["content_only"]
     assert child["trained_windows"] == 1
     assert child["experts"] == parent["experts"]  # the first window trains as built: no growth
+
+
+def test_a_candidate_whose_index_misses_the_recall_target_is_not_published(
+    settings: ServiceSettings,
+) -> None:
+    from tests.deployment import publish_snapshot
+    from xsmoe.common.settings import IndexSettings
+
+    root = settings.snapshots
+    # 640 items in an IVF of 10 lists, allowed 1 probe: recall@10 cannot reach 1.0
+    serving = publish_snapshot(root, settings, item_ids=[f"m{i}" for i in range(640)])
+    strict = IndexSettings(exact_max_items=0, min_recall=1.0, max_nprobe=1)
+    opts = worker_settings_for(settings, window_events=240, epsilon=1.0)
+    worker = Worker(opts.model_copy(update={"index": strict}))
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        with TestClient(create_app(settings)) as client:
+            r = client.post("/v1/feedback", json={"events": planted_events(24, 10)}, headers=W)
+            assert r.status_code == 202
+            wait_for(lambda: ledger.finished(root) == 0)
+    finally:
+        worker.stop.set()
+        thread.join(timeout=30)
+    [record] = ledger.records(root)
+    assert record["outcome"] == "rejected" and record["version"] is None
+    assert "recall@10" in record["reason"] and "not published" in record["reason"]
+    assert "experts" not in record  # nothing changed in what serves
+    assert current_version(root) == serving
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith("v")) == sorted(
+        ["v000001", serving]
+    )
+    assert worker.consumer.pending_count() == 0  # acked: never trained again
+    assert len(ledger.detail(root, record)["event_ids"]) == 240
