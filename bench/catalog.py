@@ -17,10 +17,14 @@ reported, near 0 means no request repeated a history).
 
 Measured per size, on the same cores:
   - snapshot size on disk (total, index.faiss alone) and the worker's build time
-    (the `save_snapshot` call) and the index's own build_seconds from the manifest;
+    (the `save_snapshot` call, here in this process; it builds the serving index
+    with the build queries) and the index's own build_seconds from the manifest;
   - a replica: `xsmoe serve` start until /readyz answers, its RSS steady (after the
-    load) and peak (VmHWM) against the index's own size;
-  - POST /v1/recommendations (distinct real sessions) p50/p99 at c=1 and c=8;
+    load) and peak (VmHWM) against the index's own size (manifest bytes);
+  - POST /v1/recommendations (distinct real sessions, seen items excluded) p50/p99
+    at c=1 and c=8 (bench/_distinct_load.py: no wrk thread repeats another's);
+  - in-process, one thread, no HTTP: recommend and search alone, with the index as
+    load_snapshot maps it and the same file read into RAM; load_snapshot's seconds;
   - recall@10: the manifest's, the index as loaded (load_snapshot) on the held-out
     queries, and what the service returns (exclude_seen false) on held-out
     sessions, each against exact top-10 by brute-force inner product (numpy);
@@ -40,7 +44,6 @@ BENCH_JSON (write the results there as JSON).
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
@@ -183,14 +186,6 @@ def index_params(snapshot: Snapshot) -> dict[str, Any]:
     except RuntimeError:
         return out
     return {**out, "type": type(ivf).__name__, "nlist": int(ivf.nlist), "nprobe": int(ivf.nprobe)}
-
-
-def save_kwargs(queries: np.ndarray) -> dict[str, Any]:
-    """`queries=` where save_snapshot takes them (it builds the ANN index with them)."""
-    if "queries" in inspect.signature(save_snapshot).parameters:
-        return {"queries": queries}
-    log.warning("save_snapshot takes no queries: the index is built without them")
-    return {}
 
 
 def proc_status(pid: int) -> dict[str, int]:
@@ -357,7 +352,6 @@ def measure_size(
         "popular": source.manifest.get("popular", []),
         "synthetic": {"from": source.version, "real_items": len(real), "noise_of_std": NOISE},
     }
-    kwargs = save_kwargs(build_q)
     t = time.perf_counter()
     path = save_snapshot(
         root,
@@ -368,7 +362,7 @@ def measure_size(
         metrics=dict(source.manifest.get("metrics", {})),
         extra=extra,
         version="v000001",
-        **kwargs,
+        queries=build_q,
     )
     build_s = time.perf_counter() - t
     set_current(root, path.name)
@@ -420,7 +414,7 @@ def measure_size(
         "load_snapshot_seconds": load_s,
         "checksum_seconds": checksum_s,
         "heldout_queries": len(check_q),
-        "build_queries": len(kwargs.get("queries", ())),
+        "build_queries": len(build_q),
     }
     index_bytes = int(index_info.get("bytes") or result["index_file_bytes"])
     result["index_bytes"] = index_bytes
