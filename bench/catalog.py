@@ -30,7 +30,9 @@ Measured per size, on the same cores:
     sessions, each against exact top-10 by brute-force inner product (numpy);
   - a hot swap under c=8 load: a second version (a re-publication of the same
     files under a new version) is made current; pointer change to /readyz
-    reporting it, errors and p99 of the load run spanning the swap.
+    reporting it, errors and p99 of the load run spanning the swap, and a
+    GET /healthz probe alongside (one at a time, 10 ms apart): the longest wait
+    during the swap against outside it, which shows an event loop held up.
 
 Targets (at 1M items): swap (load + warm-up) <= 10 s, steady RSS <= 2x the index,
 p50 <= 5 ms at c=1, recall@10 >= 0.95; swap under load: 0 errors, p99 <= 3x steady.
@@ -53,6 +55,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -470,6 +473,48 @@ def measure_size(
     return result
 
 
+class StallProbe:
+    """GET /healthz back to back from a thread: how long the event loop kept one
+    trivial request waiting, during the swap and outside it."""
+
+    def __init__(self, api: str) -> None:
+        self.samples: list[tuple[float, float]] = []  # (sent at, seconds)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(api,), daemon=True)
+        self._thread.start()
+
+    def _run(self, api: str) -> None:
+        with httpx.Client(base_url=api, timeout=30) as http:
+            while not self._stop.wait(0.01):
+                t = time.monotonic()
+                try:
+                    http.get("/healthz")
+                except httpx.TransportError:
+                    continue
+                self.samples.append((t, time.monotonic() - t))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=40)
+
+    def summary(self, begin: float, end: float) -> dict[str, float]:
+        """Max and p99 ms of /healthz sent within [begin, end] and outside it; when the
+        longest one was sent, in seconds after `begin`."""
+        inside = [(t, s) for t, s in self.samples if begin <= t <= end]
+        outside = [s for t, s in self.samples if not begin <= t <= end]
+        worst = max(inside, key=lambda x: x[1], default=(begin, float("nan")))
+        return {
+            "during_max_ms": worst[1] * 1e3,
+            "during_max_at_s": worst[0] - begin,
+            "during_p99_ms": float(np.percentile([s for _, s in inside], 99)) * 1e3
+            if inside
+            else float("nan"),
+            "outside_max_ms": max(outside, default=float("nan")) * 1e3,
+            "outside_p99_ms": float(np.percentile(outside, 99)) * 1e3 if outside else float("nan"),
+            "samples": len(self.samples),
+        }
+
+
 def swap_under_load(
     api: str, redis_url: str, root: Path, load: list[loadgen.Call], pid: int
 ) -> dict[str, Any]:
@@ -483,8 +528,10 @@ def swap_under_load(
     hits0 = cache_hits(api)
     started = time.monotonic()
     running = distinct.start(api, load, 8, SWAP_LOAD_S)
+    probe = StallProbe(api)
     try:
         time.sleep(min(3.0, SWAP_LOAD_S / 5))
+        pointer_at = time.monotonic()
         set_current(root, version)
         client = redis.Redis.from_url(redis_url)
         try:
@@ -496,6 +543,8 @@ def swap_under_load(
         r = running.result()
     finally:
         running.stop()
+        probe.close()
+    stalls = probe.summary(pointer_at, pointer_at + swap_s)
     log.info("swap to %s served in %.2f s under load: %s", version, swap_s, r)
     return {
         "version": version,
@@ -504,6 +553,7 @@ def swap_under_load(
         "swap_within_load": within,
         "load": vars(r),
         "cache_hits": cache_hits(api) - hits0,
+        "healthz_probe": stalls,
         "rss_after": proc_status(pid),
     }
 
@@ -576,7 +626,12 @@ def print_tables(results: list[dict[str, Any]], generator: str) -> list[dict[str
                 f"{s['load']['errors']} errors of {s['load']['requests']:,}, p50 "
                 f"{s['load']['p50_ms']:.2f} ms, p99 {s['load']['p99_ms']:.2f} ms "
                 f"(steady c=8 p99 {r['c8']['p99_ms']:.2f} ms), RSS after "
-                f"{mb(s['rss_after']['VmRSS'])}, peak {mb(s['rss_after']['VmHWM'])}"
+                f"{mb(s['rss_after']['VmRSS'])}, peak {mb(s['rss_after']['VmHWM'])}; "
+                f"GET /healthz alongside: longest {s['healthz_probe']['during_max_ms']:.0f} ms "
+                f"({s['healthz_probe']['during_max_at_s']:.2f} s after the pointer moved), "
+                f"p99 {s['healthz_probe']['during_p99_ms']:.0f} ms during the swap vs longest "
+                f"{s['healthz_probe']['outside_max_ms']:.0f} ms, p99 "
+                f"{s['healthz_probe']['outside_p99_ms']:.0f} ms outside it"
             )
     largest = max(results, key=lambda r: r["items"])
     n = largest["items"]
