@@ -84,8 +84,8 @@ class IndexSettings(BaseModel):
         0.95,
         gt=0,
         le=1,
-        description="recall@10 against exact search, on real queries, below which a "
-        "snapshot is not published",
+        description="recall@10 against exact search, on held-out real queries, below "
+        "which a snapshot is not published (probes are chosen for it + 0.01 on the others)",
     )
     max_nprobe: int = Field(
         256, ge=1, description="IVF lists probed per query at most (the recall search stops)"
