@@ -11,13 +11,14 @@ N, N+1, ... Deleted rows stay in place and are excluded from every search.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import faiss
 import numpy as np
 
 from xsmoe.model.delta_index import DeltaIndex
+from xsmoe.model.item_ids import ItemIds, as_item_ids
 
 SELECTOR_ABOVE = 64  # exclusions a search drops itself; more: a FAISS selector
 
@@ -30,8 +31,7 @@ class Hit:
 
 @dataclass(frozen=True)
 class CatalogIndex:
-    main_ids: Sequence[str]  # snapshot rows; shared between versions of this catalog
-    main_rows: Mapping[str, int]
+    main_ids: ItemIds  # snapshot rows, and id -> row; shared between versions of a catalog
     main_vectors: np.ndarray  # (N, d) float32, in RAM or memory-mapped
     main_index: faiss.Index
     added: DeltaIndex = field(default_factory=DeltaIndex)  # rows N, N+1, ...
@@ -40,22 +40,16 @@ class CatalogIndex:
 
     @classmethod
     def over(
-        cls,
-        ids: Sequence[str],
-        vectors: np.ndarray,
-        index: faiss.Index,
-        *,
-        nprobe: int = 0,
-        like: CatalogIndex | None = None,
+        cls, ids: Sequence[str], vectors: np.ndarray, index: faiss.Index, *, nprobe: int = 0
     ) -> CatalogIndex:
         """Wrap an index already built over `vectors` (labels = rows). `vectors` may be
-        a read-only memory map: only the rows of histories are ever read from it.
-        `like`: a catalog whose id list is `ids` itself; its id -> row map is shared."""
-        if like is not None and like.main_ids is ids:
-            rows = like.main_rows
-        else:
-            rows = {item_id: row for row, item_id in enumerate(ids)}
-        return cls(ids, rows, vectors, index, nprobe=nprobe)
+        a read-only memory map: only the rows of histories are ever read from it."""
+        return cls(as_item_ids(ids), vectors, index, nprobe=nprobe)
+
+    @property
+    def main_rows(self) -> ItemIds:
+        """id -> snapshot row (`get`, `in`): the id list itself answers it."""
+        return self.main_ids
 
     # -- lookups -------------------------------------------------------------------
     @property
@@ -80,6 +74,15 @@ class CatalogIndex:
             pos = self.added.position(item_id)
             row = None if pos is None else self.n_main + pos
         return row
+
+    def rows_of(self, item_ids: Sequence[str]) -> list[int | None]:
+        """`row_of` of many ids (a history), the snapshot's looked up in one search."""
+        rows = self.main_ids.rows(item_ids)
+        if len(self.added):
+            for n, (item_id, row) in enumerate(zip(item_ids, rows, strict=True)):
+                if row is None and (pos := self.added.position(item_id)) is not None:
+                    rows[n] = self.n_main + pos
+        return rows
 
     def __contains__(self, item_id: object) -> bool:
         return isinstance(item_id, str) and self.row_of(item_id) is not None

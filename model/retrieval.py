@@ -61,12 +61,11 @@ class Retriever:
     version: str
 
     @classmethod
-    def from_snapshot(cls, snapshot: Snapshot, like: CatalogIndex | None = None) -> Retriever:
-        """Over the snapshot's own index, searched with the parameters it was measured at
-        (`like`: a catalog of the same item list, whose id map is shared)."""
+    def from_snapshot(cls, snapshot: Snapshot) -> Retriever:
+        """Over the snapshot's own index, searched with the parameters it was measured at."""
         nprobe = int(snapshot.index_info.get("params", {}).get("nprobe", 0))
         catalog = CatalogIndex.over(
-            snapshot.item_ids, snapshot.embeddings, snapshot.index, nprobe=nprobe, like=like
+            snapshot.item_ids, snapshot.embeddings, snapshot.index, nprobe=nprobe
         )
         return cls(snapshot.model, catalog, snapshot.version)
 
@@ -75,7 +74,7 @@ class Retriever:
 
     def _rows(self, history: Sequence[str]) -> tuple[list[int], list[str]]:
         """Catalog rows of every known item of a history (in order) and the unknown ids."""
-        rows = [self.catalog.row_of(i) for i in history]
+        rows = self.catalog.rows_of(history)
         known = [r for r in rows if r is not None]
         unknown = [i for i, r in zip(history, rows, strict=True) if r is None]
         return known, unknown

@@ -30,6 +30,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from safetensors.torch import load_file, save_file
 
 from xsmoe.model.ann import IndexOptions, build_ann_index, read_index, write_index
 from xsmoe.model.features import ModalitySpec
+from xsmoe.model.item_ids import ItemIds
 from xsmoe.model.recommender import Recommender, RecommenderConfig
 
 # The layout's names are re-exported (X as X): snapshot users import one module.
@@ -97,7 +99,7 @@ class Snapshot:
     version: str
     manifest: dict[str, Any]
     model: Recommender
-    item_ids: list[str]
+    item_ids: ItemIds
     embeddings: np.ndarray  # (N, d) float32, a read-only memory map
     index: faiss.Index  # memory-mapped where FAISS allows (IVF lists)
     feature_specs: dict[str, ModalitySpec]
@@ -207,7 +209,7 @@ def _refuse_duplicates(item_ids: list[str], where: str) -> None:
         seen.add(item_id)
 
 
-def _check_sizes(path: Path, config: RecommenderConfig, item_ids: list[str]) -> None:
+def _check_sizes(path: Path, config: RecommenderConfig, item_ids: Sequence[str]) -> None:
     """Every size the config and files claim, checked against each other from headers
     alone: a snapshot that lies about its size is refused before anything is allocated."""
     n = len(item_ids)
@@ -274,7 +276,7 @@ def _load_weights(model: Recommender, weights: dict[str, torch.Tensor]) -> None:
 def load_snapshot(
     path: Path,
     expected_features: dict[str, ModalitySpec] | None = None,
-    known_ids: tuple[str, list[str]] | None = None,
+    known_ids: tuple[str, ItemIds] | None = None,
 ) -> Snapshot:
     """Load and validate a snapshot directory; refuses corrupt or incompatible ones.
 
@@ -308,7 +310,7 @@ def load_snapshot(
         if known_ids is not None and same:
             item_ids = known_ids[1]
         else:
-            item_ids = [str(i) for i in json.loads((path / "items.json").read_text())]
+            item_ids = ItemIds(json.loads((path / "items.json").read_text()))
     except (ValueError, KeyError, TypeError) as exc:
         raise SnapshotError(f"{path}: unreadable config or items: {exc}") from exc
     if expected_features is not None:
@@ -319,8 +321,8 @@ def load_snapshot(
                     f"{path}: built on {m} features {spec.as_json()}, "
                     f"but this deployment has {want.as_json() if want else 'none'}"
                 )
-    if not same:  # duplicate rows: repeated results, seen items back
-        _refuse_duplicates(item_ids, str(path))
+    if not same and (repeated := item_ids.duplicates()):  # repeated results, seen items back
+        raise SnapshotError(f"{path}: item id {repeated[0]!r} appears more than once")
     _check_sizes(path, config, item_ids)
     model = Recommender(config)
     try:

@@ -126,7 +126,7 @@ def build_state(
     """A new serving state: snapshot + run-time items + deletions; warmed up. The
     run-time items' vectors are `previous`'s when its tower is the same (a rollback,
     a re-publication, an explicit version), else embedded again in batches."""
-    retriever = Retriever.from_snapshot(snapshot, previous.retriever.catalog if previous else None)
+    retriever = Retriever.from_snapshot(snapshot)
     tower = tower_digest(snapshot.model)
     reuse = previous.retriever.catalog if previous and tower and previous.tower == tower else None
     same = reuse is not None
@@ -168,8 +168,7 @@ async def load_state(
     known = None  # the same catalog as now (most windows): its ids are not parsed again
     digest = (previous.manifest.get("checksums") or {}).get("items.json") if previous else None
     if previous is not None and digest:
-        main_ids = previous.retriever.catalog.main_ids
-        known = (str(digest), main_ids if isinstance(main_ids, list) else list(main_ids))
+        known = (str(digest), previous.retriever.catalog.main_ids)
     snapshot = await asyncio.to_thread(load_snapshot, path, expected_features, known)
     return await asyncio.to_thread(
         build_state,
