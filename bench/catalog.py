@@ -22,7 +22,7 @@ Measured per size, on the same cores:
   - a replica: `xsmoe serve` start until /readyz answers, its RSS steady (after the
     load) and peak (VmHWM) against the index's own size (manifest bytes);
   - POST /v1/recommendations (distinct real sessions, seen items excluded) p50/p99
-    at c=1 and c=8 (bench/_distinct_load.py: no wrk thread repeats another's);
+    at c=1 and c=8 (bench/_loadgen.py: no request repeats another's);
   - in-process, one thread, no HTTP: recommend and search alone, with the index as
     load_snapshot maps it and the same file read into RAM; load_snapshot's seconds;
   - recall@10: the manifest's, the index as loaded (load_snapshot) on the held-out
@@ -68,7 +68,6 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from bench import _distinct_load as distinct
 from bench import _loadgen as loadgen
 from xsmoe.common.keys import Keys
 from xsmoe.common.settings import Settings
@@ -450,10 +449,10 @@ def measure_size(
             result["serve_ready_seconds"] = ready_s
             result["rss_ready"] = proc_status(pid)
             log.info("%d items: serve ready in %.1f s, %s", n, ready_s, result["rss_ready"])
-            distinct.run(api, phases["warm"], 8, min(DURATION_S, 3))
+            loadgen.run(api, phases["warm"], 8, min(DURATION_S, 3))
             hits0 = cache_hits(api)
-            r1 = distinct.run(api, phases["c1"], 1, DURATION_S)
-            r8 = distinct.run(api, phases["c8"], 8, DURATION_S)
+            r1 = loadgen.run(api, phases["c1"], 1, DURATION_S)
+            r8 = loadgen.run(api, phases["c8"], 8, DURATION_S)
             result["cache_hits_c1_c8"] = cache_hits(api) - hits0
             result["c1"], result["c8"] = vars(r1), vars(r8)
             result["rss_steady"] = proc_status(pid)
@@ -527,7 +526,7 @@ def swap_under_load(
     publish_s = time.perf_counter() - t
     hits0 = cache_hits(api)
     started = time.monotonic()
-    running = distinct.start(api, load, 8, SWAP_LOAD_S)
+    running = loadgen.start(api, load, 8, SWAP_LOAD_S)
     probe = StallProbe(api)
     try:
         time.sleep(min(3.0, SWAP_LOAD_S / 5))
