@@ -89,100 +89,155 @@ class UserEncoder(nn.Module):
         """
         if self.training:
             raise RuntimeError("last_state is the eval-mode path; training uses forward()")
-        t, d = items.shape[1], self.config.dim  # d a constant: ONNX export needs it static
-        if t > self.config.max_len:
-            items, valid = items[:, -self.config.max_len :], valid[:, -self.config.max_len :]
-            t = self.config.max_len
-        heads = self.config.n_heads
-        x = (items + self.positions.weight[self.config.max_len - t :]) * valid.unsqueeze(-1)
-        # the same rule as forward(): j <= i, and j real or j == i; True = may attend
-        # from arange, not eye/tril: ONNX Runtime has no boolean EyeLike
-        pos = torch.arange(t, device=items.device)
-        eye, causal = pos[:, None] == pos, pos[:, None] >= pos
-        allowed = (causal & (valid.unsqueeze(1) | eye)).unsqueeze(1)  # (B, 1, T, T)
+        return _last_state(self._shape(), items, valid, *self.serving_weights())
+
+    def _shape(self) -> _Shape:
         layers = list(self.blocks.layers)
-        for n, layer in enumerate(layers):
-            last = n == len(layers) - 1
+        eps = (*(float(x.norm1.eps) for x in layers), float(self.norm.eps))
+        return _Shape(self.config.dim, self.config.n_heads, self.config.max_len, len(layers), eps)
+
+    def serving_weights(self) -> list[torch.Tensor]:
+        """The parameters last_state reads, in its order (the tensors themselves)."""
+        out = [self.positions.weight]
+        for layer in self.blocks.layers:
             attn = layer.self_attn
-            h = F.layer_norm(x, (d,), layer.norm1.weight, layer.norm1.bias, layer.norm1.eps)
-            w, bias = attn.in_proj_weight, attn.in_proj_bias
-            if last:  # query from the last row only; keys and values from every row
-                q = F.linear(h[:, -1:], w[:d], bias[:d])
-                kv = F.linear(h, w[d:], bias[d:])
-                k, v = kv.split(d, dim=-1)
-                mask = allowed[:, :, -1:]
-                x = x[:, -1:]
-            else:
-                q, k, v = F.linear(h, w, bias).split(d, dim=-1)
-                mask = allowed
-            q, k, v = (z.unflatten(-1, (heads, d // heads)).transpose(1, 2) for z in (q, k, v))
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, Tq, hd)
-            a = a.transpose(1, 2).flatten(2)
-            x = x + F.linear(a, attn.out_proj.weight, attn.out_proj.bias)
-            h = F.layer_norm(x, (d,), layer.norm2.weight, layer.norm2.bias, layer.norm2.eps)
-            h = F.linear(
-                F.gelu(F.linear(h, layer.linear1.weight, layer.linear1.bias)),
-                layer.linear2.weight,
-                layer.linear2.bias,
-            )
-            x = x + h
-        out = F.layer_norm(x[:, -1], (d,), self.norm.weight, self.norm.bias, self.norm.eps)
-        return out * valid[:, -1:]
+            out += [layer.norm1.weight, layer.norm1.bias, attn.in_proj_weight]
+            out += [attn.in_proj_bias, attn.out_proj.weight, attn.out_proj.bias]
+            out += [layer.norm2.weight, layer.norm2.bias, layer.linear1.weight]
+            out += [layer.linear1.bias, layer.linear2.weight, layer.linear2.bias]
+        return [*out, self.norm.weight, self.norm.bias]
 
 
-class _LastState(nn.Module):
-    """last_state as a module's forward, for torch.jit.trace."""
+@dataclass(frozen=True)
+class _Shape:
+    """What last_state's computation depends on besides the weights: one trace each."""
 
-    def __init__(self, encoder: UserEncoder) -> None:
+    dim: int
+    heads: int
+    max_len: int
+    n_layers: int
+    eps: tuple[float, ...]  # each layer's first LayerNorm's, then the final one's
+
+
+PER_LAYER = 12  # serving_weights per Transformer layer
+
+
+def _last_state(
+    shape: _Shape, items: torch.Tensor, valid: torch.Tensor, *weights: torch.Tensor
+) -> torch.Tensor:
+    """UserEncoder.last_state with its parameters passed in: a function of the
+    architecture alone, so one trace serves every encoder of that shape."""
+    t, d, heads = items.shape[1], shape.dim, shape.heads  # d static: ONNX export needs it
+    if t > shape.max_len:
+        items, valid = items[:, -shape.max_len :], valid[:, -shape.max_len :]
+        t = shape.max_len
+    positions, final_w, final_b = weights[0], weights[-2], weights[-1]
+    x = (items + positions[shape.max_len - t :]) * valid.unsqueeze(-1)
+    # the same rule as forward(): j <= i, and j real or j == i; True = may attend
+    # from arange, not eye/tril: ONNX Runtime has no boolean EyeLike
+    pos = torch.arange(t, device=items.device)
+    eye, causal = pos[:, None] == pos, pos[:, None] >= pos
+    allowed = (causal & (valid.unsqueeze(1) | eye)).unsqueeze(1)  # (B, 1, T, T)
+    for n in range(shape.n_layers):
+        n1w, n1b, w, bias, ow, ob, n2w, n2b, l1w, l1b, l2w, l2b = weights[
+            1 + n * PER_LAYER : 1 + (n + 1) * PER_LAYER
+        ]
+        eps = shape.eps[n]
+        h = F.layer_norm(x, (d,), n1w, n1b, eps)
+        if n == shape.n_layers - 1:  # query from the last row only; keys, values from all
+            q = F.linear(h[:, -1:], w[:d], bias[:d])
+            k, v = F.linear(h, w[d:], bias[d:]).split(d, dim=-1)
+            mask = allowed[:, :, -1:]
+            x = x[:, -1:]
+        else:
+            q, k, v = F.linear(h, w, bias).split(d, dim=-1)
+            mask = allowed
+        q, k, v = (z.unflatten(-1, (heads, d // heads)).transpose(1, 2) for z in (q, k, v))
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, Tq, hd)
+        x = x + F.linear(a.transpose(1, 2).flatten(2), ow, ob)
+        h = F.layer_norm(x, (d,), n2w, n2b, eps)
+        x = x + F.linear(F.gelu(F.linear(h, l1w, l1b)), l2w, l2b)
+    out = F.layer_norm(x[:, -1], (d,), final_w, final_b, shape.eps[-1])
+    return out * valid[:, -1:]
+
+
+class _Traceable(nn.Module):
+    """_last_state of one shape as a module's forward, for torch.jit.trace."""
+
+    def __init__(self, shape: _Shape) -> None:
         super().__init__()
-        self.encoder = encoder
+        self.shape = shape
 
-    def forward(self, items: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        return self.encoder.last_state(items, valid)
+    def forward(
+        self, items: torch.Tensor, valid: torch.Tensor, *weights: torch.Tensor
+    ) -> torch.Tensor:
+        return _last_state(self.shape, items, valid, *weights)
 
 
-# Per encoder, weakly: a swap's old model goes with its trace. The trace shares the
-# encoder's parameter tensors (not frozen copies), so in-place updates stay visible.
-_TRACED: weakref.WeakKeyDictionary[UserEncoder, StateFn] = weakref.WeakKeyDictionary()
+# One trace per architecture, not per encoder: every trace adds types to TorchScript's
+# global compilation unit that are never freed (about 4 MB a snapshot, so a replica
+# swapping every window grew without bound). The weights are inputs of the trace.
+_TRACES: dict[_Shape, Callable[..., torch.Tensor] | None] = {}
+# Per encoder, weakly: its serving function, bound to its own parameter tensors (the
+# tensors, not copies: in-place updates, as training makes, stay visible).
+_BOUND: weakref.WeakKeyDictionary[UserEncoder, StateFn] = weakref.WeakKeyDictionary()
 
 
 def serving_state(encoder: UserEncoder) -> StateFn:
-    """last_state, traced with TorchScript once per encoder on CPU float32 (bench/encoder.py:
-    about half the per-call cost at batch 1, a quarter less at 8: the tiny ops are
-    dominated by Python dispatch). The trace is checked against last_state on other
-    batch sizes and lengths than it was traced with; any failure keeps last_state."""
-    fn = _TRACED.get(encoder)
+    """last_state, traced with TorchScript once per architecture on CPU float32
+    (bench/encoder.py: about half the per-call cost at batch 1, a quarter less at 8:
+    the tiny ops are dominated by Python dispatch). A trace is checked against
+    last_state on other batch sizes and lengths than it was traced with; any failure
+    keeps last_state."""
+    fn = _BOUND.get(encoder)
     if fn is not None:
         return fn
     fn = encoder.last_state
     param = encoder.positions.weight
     if param.device.type == "cpu" and param.dtype == torch.float32:
-        try:
-            fn = _trace(encoder)
-        except Exception as exc:  # the eager path is correct, only slower
-            log.warning("user encoder not traced, eager serving path: %s", exc)
-            fn = encoder.last_state
-    _TRACED[encoder] = fn
+        shape = encoder._shape()
+        if shape not in _TRACES:
+            try:
+                _TRACES[shape] = _trace(encoder, shape)
+            except Exception as exc:  # the eager path is correct, only slower
+                log.warning("user encoder not traced, eager serving path: %s", exc)
+                _TRACES[shape] = None
+        traced = _TRACES[shape]
+        if traced is not None:
+            weights = encoder.serving_weights()
+
+            def fn(items: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+                with torch.inference_mode():
+                    return traced(items, valid, *weights)
+
+    _BOUND[encoder] = fn
     return fn
 
 
-def _trace(encoder: UserEncoder) -> StateFn:
-    config = encoder.config
+def traced_for(encoder: UserEncoder) -> Callable[..., torch.Tensor] | None:
+    """The trace serving_state uses for this encoder's architecture (None: eager)."""
+    serving_state(encoder)
+    return _TRACES.get(encoder._shape())
+
+
+def _trace(encoder: UserEncoder, shape: _Shape) -> Callable[..., torch.Tensor]:
     gen = torch.Generator().manual_seed(0)
 
     def example(b: int, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         valid = torch.ones(b, t, dtype=torch.bool)
         valid[0, : t // 2] = False  # right-aligned padding in the first row
-        return torch.randn(b, t, config.dim, generator=gen) * valid.unsqueeze(-1), valid
+        return torch.randn(b, t, shape.dim, generator=gen) * valid.unsqueeze(-1), valid
 
+    weights = encoder.serving_weights()
     with torch.inference_mode(), warnings.catch_warnings():
         # the trace fixes `t > max_len` to False: serving never passes more (history_rows)
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(_LastState(encoder).eval(), example(2, config.max_len))
-        for b, t in ((1, 1), (3, max(1, config.max_len // 2)), (5, config.max_len)):
+        items, valid = example(2, shape.max_len)
+        traced = torch.jit.trace(_Traceable(shape).eval(), (items, valid, *weights))
+        for b, t in ((1, 1), (3, max(1, shape.max_len // 2)), (5, shape.max_len)):
             items, valid = example(b, t)
             if not torch.allclose(
-                traced(items, valid), encoder.last_state(items, valid), atol=1e-5
+                traced(items, valid, *weights), encoder.last_state(items, valid), atol=1e-5
             ):
                 raise RuntimeError(f"trace differs from last_state at batch {b}, length {t}")
     return traced  # type: ignore[no-any-return]

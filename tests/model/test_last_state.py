@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xsmoe.model.user_encoder import UserEncoder, UserEncoderConfig, serving_state
+from xsmoe.model.user_encoder import UserEncoder, UserEncoderConfig, serving_state, traced_for
 
 
 def _histories(batch: int, t: int, dim: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -62,8 +62,8 @@ def test_the_traced_serving_path_equals_the_full_path(batch: int) -> None:
     config = UserEncoderConfig()
     enc = UserEncoder(config).eval()
     fn = serving_state(enc)
-    assert isinstance(fn, torch.jit.ScriptModule)  # traced, not the eager fallback
-    assert serving_state(enc) is fn  # once per encoder
+    assert isinstance(traced_for(enc), torch.jit.ScriptModule)  # not the eager fallback
+    assert serving_state(enc) is fn  # bound once per encoder
     gen = torch.Generator().manual_seed(3)
     for t in range(1, config.max_len + 1):  # other shapes than the one traced
         items, valid = _histories(batch, t, config.dim, gen)
@@ -83,3 +83,15 @@ def test_the_trace_follows_in_place_weight_updates() -> None:
         expected = enc(items, valid)[:, -1]
     with torch.inference_mode():
         torch.testing.assert_close(fn(items, valid), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_encoders_of_one_architecture_share_one_trace_with_their_own_weights() -> None:
+    # a trace per encoder leaked TorchScript types on every snapshot swap
+    first, second = (UserEncoder(UserEncoderConfig()).eval() for _ in range(2))
+    assert traced_for(first) is traced_for(second) is not None
+    items, valid = _histories(3, 7, 128, torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        for enc in (first, second):
+            expected = enc.last_state(items, valid)
+            torch.testing.assert_close(serving_state(enc)(items, valid), expected)
+        assert not torch.allclose(serving_state(first)(items, valid), expected)
