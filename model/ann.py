@@ -26,12 +26,12 @@ from typing import Any
 import faiss
 import numpy as np
 
+from xsmoe.model.snapshot_layout import EXACT_INDEX as EXACT
+from xsmoe.model.snapshot_layout import IVF_INDEX as IVF
 from xsmoe.model.snapshot_layout import SnapshotError
 
 log = logging.getLogger(__name__)
 
-EXACT = "flat"
-IVF = "ivf_flat"
 TRAIN_PER_LIST = 64  # k-means sample per list: FAISS warns below 39, gains little above
 # Probe counts tried, in steps of about 1.5x: doubling overshoots (at 1M items 16
 # probes gave 0.84 recall@10 and 32 gave 0.95)
@@ -98,15 +98,6 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
         len(set(f[f >= 0].tolist()) & set(t.tolist())) for f, t in zip(found, truth, strict=True)
     )
     return hits / truth.size
-
-
-def search_params(report: dict[str, Any]) -> faiss.SearchParameters:
-    """Per-query search parameters for an index described by a manifest entry."""
-    if report.get("kind") == IVF:
-        params = faiss.SearchParametersIVF()
-        params.nprobe = int(report["params"]["nprobe"])
-        return params
-    return faiss.SearchParameters()
 
 
 def build_ann_index(

@@ -18,11 +18,12 @@ import numpy as np
 
 class ItemIds(Sequence[str]):
     def __init__(self, ids: Iterable[str]) -> None:
-        encoded = [str(i).encode() for i in ids]
+        strings = [str(i) for i in ids]
+        encoded = [s.encode() for s in strings]
         n = len(encoded)
         self._ends = np.cumsum(np.fromiter(map(len, encoded), np.int64, n))
         self._blob = b"".join(encoded)
-        hashes = np.fromiter((hash(e.decode()) for e in encoded), np.int64, n)
+        hashes = np.fromiter(map(hash, strings), np.int64, n)
         self._order = np.argsort(hashes, kind="stable")
         self._hashes = hashes[self._order]
 

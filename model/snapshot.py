@@ -72,6 +72,9 @@ from xsmoe.model.snapshot_layout import (
     current_version as current_version,
 )
 from xsmoe.model.snapshot_layout import (
+    index_entry as index_entry,
+)
+from xsmoe.model.snapshot_layout import (
     list_versions as list_versions,
 )
 from xsmoe.model.snapshot_layout import (
@@ -107,7 +110,7 @@ class Snapshot:
     @property
     def index_info(self) -> dict[str, Any]:
         """The manifest's index entry; snapshots written before it had exact indexes."""
-        return dict(self.manifest.get("index") or {"kind": "flat", "params": {}})
+        return index_entry(self.manifest)
 
 
 def save_snapshot(

@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from xsmoe.model.errors import ModelError
 
@@ -23,6 +24,12 @@ FILES = (
     "index.faiss",
 )
 _VERSION_RE = re.compile(r"^v(\d{6,})$")
+EXACT_INDEX, IVF_INDEX = "flat", "ivf_flat"  # the manifest's index kinds (model.ann)
+
+
+def index_entry(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A manifest's `index` entry; snapshots written before it had exact indexes."""
+    return {"kind": EXACT_INDEX, "params": {}, **(manifest.get("index") or {})}
 
 
 class SnapshotError(ModelError):

@@ -101,11 +101,15 @@ def _experts(experts: dict[str, Any]) -> str:
     return " ".join(f"{m}:{','.join(map(str, n))}" for m, n in experts.items()) or "-"
 
 
-def _index(index: dict[str, Any]) -> str:
-    params = index.get("params") or {}
-    if index.get("kind") == "ivf_flat":
-        return f"ivf {params.get('nprobe')}/{params.get('nlist')}"
-    return "exact"
+def _index(manifest: dict[str, Any]) -> tuple[str, str]:
+    """The index and recall@10 columns."""
+    from xsmoe.model.snapshot_layout import IVF_INDEX, index_entry
+
+    index = index_entry(manifest)
+    params, kind = index["params"], "exact"
+    if index["kind"] == IVF_INDEX:
+        kind = f"ivf {params.get('nprobe')}/{params.get('nlist')}"
+    return kind, _metric(index.get("recall@10"))
 
 
 def _metric(value: Any) -> str:
@@ -123,8 +127,7 @@ def _row(version: str, m: dict[str, Any], current: str | None) -> tuple[str, ...
         m.get("gate", {}).get("outcome", "-"),
         _experts(m.get("experts", {})),
         f"{int(m.get('items', 0)):,}",
-        _index(m.get("index") or {"kind": "flat"}),
-        _metric((m.get("index") or {}).get("recall@10")),
+        *_index(m),
         _metric(metrics.get("gate", {}).get("candidate", {}).get("ndcg@10")),
         _metric(metrics.get("val_ndcg@10")),
     )

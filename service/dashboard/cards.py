@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from html import escape
 
+from xsmoe.model.snapshot_layout import IVF_INDEX, index_entry
 from xsmoe.service.dashboard.data import DashboardData, VersionTraffic
 
 Card = tuple[str, str, str]  # title, value (HTML), detail (HTML)
@@ -137,9 +138,9 @@ def _answers(d: DashboardData) -> Card:
 
 def _items(d: DashboardData) -> Card:
     swaps = f"{d.swaps} swap{'' if d.swaps == 1 else 's'} by this replica"
-    index = d.manifest.get("index") or {"kind": "flat"}
-    if index.get("kind") == "ivf_flat":
-        params = index.get("params", {})
+    index = index_entry(d.manifest)
+    if index["kind"] == IVF_INDEX:
+        params = index["params"]
         how = escape(
             f"IVF, {params.get('nprobe')} of {params.get('nlist')} lists probed, "
             f"recall@10 {index.get('recall@10')}"

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 
+from xsmoe.model.snapshot_layout import index_entry
 from xsmoe.service.auth import require_read
 from xsmoe.service.deps import RuntimeDep, StateDep
 from xsmoe.service.errors import NotFound, StoreUnavailable
@@ -50,7 +51,7 @@ async def get_model(runtime: RuntimeDep, state: StateDep) -> ModelInfo:
         online=online,
         items_indexed=len(catalog),
         items_added_since=len(catalog.added_ids),
-        index=manifest.get("index") or {"kind": "flat", "params": {}},
+        index=index_entry(manifest),
         loaded_at=state.loaded_at,
         swaps=runtime.serving.swaps,
         refused=runtime.serving.refusals(),

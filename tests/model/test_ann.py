@@ -16,7 +16,6 @@ from xsmoe.model.ann import (
     exact_top_k,
     read_index,
     recall_at_k,
-    search_params,
     write_index,
 )
 
@@ -65,7 +64,8 @@ def test_a_large_catalog_gets_probes_chosen_on_half_the_queries(tmp_path: Path) 
     assert entry["bytes"] == path.stat().st_size and entry["recall@10"] == round(report.recall, 4)
     mapped = read_index(path, mmap=True)
     index.nprobe = nprobe
-    found = mapped.search(queries, 10, params=search_params(entry))[1]
+    mapped.nprobe = entry["params"]["nprobe"]
+    found = mapped.search(queries, 10)[1]
     assert (found == index.search(queries, 10)[1]).all()
 
 
